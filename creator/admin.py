@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from creator.models import Task, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ("handle",)
+    list_display = ("handle", "email", "display_name", "is_staff", "date_joined")
+    search_fields = ("handle", "email", "display_name")
+    fieldsets = (
+        (None, {"fields": ("handle", "email", "password")}),
+        ("Profile", {"fields": ("display_name",)}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("handle", "email", "password1", "password2")}),
+    )
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("label", "owner", "kind", "status", "percent", "created_at")
+    list_filter = ("status", "kind", "queue")
+    search_fields = ("label", "owner__handle", "rq_job_id")
+    readonly_fields = [f.name for f in Task._meta.fields]

@@ -1,0 +1,1 @@
+"""Posts, share links and Content Credentials (built in the gallery/provenance issue)."""
