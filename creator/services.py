@@ -1,12 +1,14 @@
 """State-changing functions of the creator app. Views, forms and jobs stay thin and call these."""
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 import django_rq
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -26,8 +28,14 @@ Status = Task.Status
 LOST_JOB_GRACE = timedelta(seconds=60)
 
 
-def _connection():
-    return django_rq.get_connection("default")
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    # Short timeouts: a page that asks about a job must not hang when Redis is away.
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+
+def _connection() -> redis.Redis:
+    return _client(settings.RQ_QUEUES["default"]["URL"])
 
 
 def queue_check() -> None:
@@ -45,7 +53,7 @@ def _rq_job_id(task: Task) -> str:
 
 def _push(*, task_id, queue: str, rq_job_id: str, job_func: str, job_kwargs: dict) -> None:
     try:
-        django_rq.get_queue(queue, commit_mode="auto").enqueue_call(
+        django_rq.get_queue(queue, commit_mode="auto", connection=_connection()).enqueue_call(
             func=job_func,
             args=(str(task_id),),
             kwargs=job_kwargs,

@@ -1,0 +1,200 @@
+"""Shared fixtures: alice (owner), bob (another creator), anonymous; a real Redis; workers.
+
+Redis is the one named by REDIS_URL, or else a private redis-server this session starts.
+The database is the one named by DATABASE_URL (SQLite under var/ when unset).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from config import processes
+from creator.models import Task, User
+
+# Playwright's sync API runs an event loop in the main thread; live_server's ORM use is safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple 42"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    socket_path = tmp_path_factory.mktemp("redis") / "redis.sock"
+    proc = processes.start_redis(socket_path)
+    yield f"unix://{socket_path}?db=0"
+    processes.stop(proc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _point_queues_at_test_redis(redis_url):
+    for queue in settings.RQ_QUEUES.values():
+        queue["URL"] = redis_url
+
+
+@pytest.fixture(autouse=True)
+def redis_conn(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return User.objects.create_user("alice", "alice@example.com", PASSWORD)
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return User.objects.create_user("bob", "bob@example.com", PASSWORD)
+
+
+@pytest.fixture
+def anonymous() -> Client:
+    return Client()
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+def _database_url() -> str:
+    """The URL of the database this test runs on, for processes the test starts."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    host = db["HOST"] or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_env(transactional_db, redis_url) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url(),
+        REDIS_URL=redis_url,
+        CANDOR_VAR_DIR=str(settings.VAR_DIR),
+        WORKER_HEARTBEAT_SECONDS="0.3",
+        JOB_PROGRESS_INTERVAL="0",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Workers:
+    """Starts real RQ worker processes (Candor's worker class) and stops them afterwards."""
+
+    def __init__(self, env, log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *queues: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = processes.spawn(
+            [sys.executable, str(ROOT / "manage.py"), "rqworker", *(queues or settings.JOB_QUEUES)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            death_signal=signal.SIGKILL,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            processes.stop(proc, timeout=5, sig=signal.SIGKILL)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.log_dir.glob("worker-*.log"))
+
+
+@pytest.fixture
+def workers(worker_env, tmp_path):
+    pool = Workers(worker_env, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_status(task: Task, *statuses: str, timeout: float = 20.0) -> Task:
+    def reached():
+        task.refresh_from_db()
+        return task.status in statuses
+
+    wait_for(reached, timeout=timeout, what=f"task to reach {statuses} (now {task.status})")
+    return task
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
