@@ -11,7 +11,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def envstr(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    """An unset or empty variable gives the default."""
+    return os.environ.get(name, "").strip() or default
 
 
 def envbool(name: str, default: bool) -> bool:

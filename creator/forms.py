@@ -4,6 +4,9 @@ from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 from creator.models import EMAIL_TAKEN, HANDLE_TAKEN, RESERVED_HANDLES, User
 
 HANDLE_RESERVED = "That handle is reserved. Try another one."
+LOGIN_FAILED = (
+    "That handle or email and password don't match an account. The password is case-sensitive."
+)
 
 
 class SignupForm(BaseUserCreationForm):
@@ -28,6 +31,8 @@ class SignupForm(BaseUserCreationForm):
 
 
 class LoginForm(AuthenticationForm):
+    error_messages = {**AuthenticationForm.error_messages, "invalid_login": LOGIN_FAILED}
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         field = self.fields["username"]

@@ -57,6 +57,12 @@ def _point_queues_at_test_redis(redis_url):
         queue["URL"] = redis_url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    # PBKDF2 costs ~0.3 s per hash on a small CPU; tests check behaviour, not the hash strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def redis_conn(redis_url):
     conn = redis.Redis.from_url(redis_url)

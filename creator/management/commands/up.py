@@ -99,6 +99,7 @@ class Command(BaseCommand):
                 "--workers", str(web_workers),
                 "--access-logfile", "-",
                 "--graceful-timeout", "5",
+                "--no-control-socket",
             ],
             env,
         )  # fmt: skip

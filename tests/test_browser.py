@@ -1,0 +1,79 @@
+"""End to end in real headless Chromium against a live server."""
+
+import pytest
+from django.core.cache import cache
+
+from creator import services
+from creator.models import Task, User
+from tests import jobs
+from tests.conftest import PASSWORD, wait_for_status
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(transactional_db):
+    cache.clear()
+
+
+def test_sign_up_log_out_log_in_and_see_the_dashboard(live_server, page):
+    page.goto(live_server.url)
+    page.click("text=Create an account")
+    page.fill("#id_handle", "erin")
+    page.fill("#id_email", "erin@example.com")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    assert page.locator("h1").inner_text() == "Hello, @erin"
+    assert "Welcome to Candor, @erin." in page.locator(".messages").inner_text()
+
+    page.click("text=Log out")
+    page.wait_for_url(live_server.url + "/")
+    page.goto(live_server.url + "/dashboard/")
+    assert "/login/" in page.url  # the dashboard needs a login again
+
+    page.fill("#id_username", "erin@example.com")
+    page.fill("#id_password", "wrong password")
+    page.click("button[type=submit]")
+    assert "don't match an account" in page.locator(".form-errors").inner_text()
+
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    assert page.locator("h1").inner_text() == "Hello, @erin"
+    assert User.objects.filter(handle="erin").count() == 1
+
+
+def test_a_job_page_shows_live_progress_that_survives_a_reload(live_server, page, workers):
+    user = User.objects.create_user("fay", "fay@example.com", PASSWORD)
+    task = services.task_start(
+        owner=user,
+        kind="test",
+        label="Counting sheep",
+        job=jobs.count_slowly,
+        job_kwargs={"steps": 40, "delay": 0.1},
+    )
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", "fay")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    workers.start()
+
+    page.goto(f"{live_server.url}/jobs/{task.pk}/")
+    meta = page.locator(".task-meta")
+    meta.filter(has_text="Step").wait_for()
+    first = int(page.locator("progress").get_attribute("value"))
+
+    page.reload()
+    after_reload = int(page.locator("progress").get_attribute("value"))
+    assert after_reload >= first
+    # Without any further navigation, polling moves the bar forward and ends on Succeeded.
+    page.wait_for_function(
+        "v => Number(document.querySelector('progress')?.value ?? 100) > v", arg=after_reload
+    )
+    page.locator(".badge", has_text="Succeeded").wait_for(timeout=30_000)
+    assert page.locator("progress").count() == 0
+    assert first < 100
+    wait_for_status(task, Task.Status.SUCCEEDED)
