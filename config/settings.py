@@ -100,9 +100,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Brute-force protection: attempts allowed per window, counted per client address.
+# Brute-force protection. Failed logins per 15 minutes, per client address and per account;
+# sign-up attempts and password-reset requests per hour, per client address.
 LOGIN_RATE_LIMIT = envint("LOGIN_RATE_LIMIT", 10, minimum=1)
-SIGNUP_RATE_LIMIT = envint("SIGNUP_RATE_LIMIT", 5, minimum=1)
+SIGNUP_RATE_LIMIT = envint("SIGNUP_RATE_LIMIT", 20, minimum=1)
 PASSWORD_RESET_RATE_LIMIT = envint("PASSWORD_RESET_RATE_LIMIT", 5, minimum=1)
 
 # The rate-limit counters live in the database so they hold across web processes and do not
