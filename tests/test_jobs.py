@@ -3,8 +3,10 @@
 import signal
 import time
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -192,3 +194,16 @@ def test_retrying_a_failed_job_queues_it_again_on_the_same_row(alice, alice_clie
     assert task.rq_job_id != first_job_id
     wait_for_status(task, Status.FAILED)
     assert task.error == runtime.JOB_CRASHED
+
+
+def test_the_reconcile_command_fails_rows_of_vanished_jobs(alice, redis_conn):
+    task = start(alice)
+    Task.objects.filter(pk=task.pk).update(status=Status.RUNNING, worker_name="gone")
+    redis_conn.flushdb()
+    out = StringIO()
+
+    call_command("reconcile_jobs", stdout=out)
+
+    assert "Reconciled 1 job(s)." in out.getvalue()
+    task.refresh_from_db()
+    assert task.status == Status.FAILED
