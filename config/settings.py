@@ -180,6 +180,23 @@ WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1
 # Progress is written to the database at most this often.
 JOB_PROGRESS_INTERVAL = envfloat("JOB_PROGRESS_INTERVAL", 1.0, minimum=0.0)
 
+# Reference photos: limits on what an upload may be, and the thresholds of the photo checks.
+PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 25_000_000, minimum=1)
+PHOTO_MAX_FILES_PER_UPLOAD = envint("PHOTO_MAX_FILES_PER_UPLOAD", 20, minimum=1)
+PHOTO_MAX_PER_SUBJECT = envint("PHOTO_MAX_PER_SUBJECT", 40, minimum=3)
+PHOTO_MAX_PIXELS = envint("PHOTO_MAX_PIXELS", 50_000_000, minimum=1)
+PHOTO_MIN_SIDE = envint("PHOTO_MIN_SIDE", 256, minimum=16)
+PHOTO_STORE_MAX_SIDE = envint("PHOTO_STORE_MAX_SIDE", 2048, minimum=256)
+PHOTO_MIN_FACE_PX = envint("PHOTO_MIN_FACE_PX", 64, minimum=16)
+PHOTO_MIN_SHARPNESS = envfloat("PHOTO_MIN_SHARPNESS", 4.0, minimum=0.0)
+PHOTO_DUPLICATE_BITS = envint("PHOTO_DUPLICATE_BITS", 6, minimum=0)
+FACE_MATCH_THRESHOLD = envfloat("FACE_MATCH_THRESHOLD", 0.6, minimum=0.0)
+PHOTOS_REQUIRED = 3
+PHOTOS_RECOMMENDED = (8, 20)
+CONSENT_LINK_HOURS = envint("CONSENT_LINK_HOURS", 72, minimum=1)
+# Django's own cap answers with a bare 400; ours (PHOTO_MAX_FILES_PER_UPLOAD) says why.
+DATA_UPLOAD_MAX_NUMBER_FILES = 200
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

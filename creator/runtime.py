@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
@@ -135,7 +135,8 @@ def tracked(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def job(task_id, **kwargs):
-        close_old_connections()
+        if not connection.in_atomic_block:  # a worker between jobs: drop stale connections
+            close_old_connections()
         rq_job = get_current_job()
         started = Task.objects.filter(pk=task_id, status=Status.QUEUED).update(
             status=Status.RUNNING,

@@ -89,6 +89,7 @@ def task_start(
     job: Callable[..., Any] | str,
     queue: str = "default",
     job_kwargs: dict[str, Any] | None = None,
+    subject=None,
 ) -> Task:
     """Create a QUEUED row and enqueue its job after commit. Raises QueueUnavailable first."""
     if queue not in settings.JOB_QUEUES:
@@ -97,6 +98,7 @@ def task_start(
     queue_check()
     task = Task(
         owner=owner,
+        subject=subject,
         kind=kind,
         label=label,
         queue=queue,

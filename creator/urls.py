@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from creator import views
+from creator import subject_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -35,4 +35,35 @@ urlpatterns = [
     path("jobs/<uuid:pk>/status", views.task_status, name="task_status"),
     path("jobs/<uuid:pk>/cancel", views.task_cancel, name="task_cancel"),
     path("jobs/<uuid:pk>/retry", views.task_retry, name="task_retry"),
+    path("account/delete/", subject_views.account_delete, name="account_delete"),
+    path("subjects/new", subject_views.subject_create, name="subject_create"),
+    path("subjects/<int:pk>/", subject_views.subject_detail, name="subject_detail"),
+    path("subjects/<int:pk>/delete", subject_views.subject_delete, name="subject_delete"),
+    path("subjects/<int:pk>/photos", subject_views.photos_upload, name="photos_upload"),
+    path(
+        "subjects/<int:pk>/photos/<int:photo_pk>/<str:variant>.jpg",
+        subject_views.photo_file,
+        name="photo_file",
+    ),
+    path(
+        "subjects/<int:pk>/photos/<int:photo_pk>/delete",
+        subject_views.photo_delete,
+        name="photo_delete",
+    ),
+    path("subjects/<int:pk>/consent/", subject_views.consent_selfie, name="consent_selfie"),
+    path(
+        "subjects/<int:pk>/consent/link",
+        subject_views.consent_link_create,
+        name="consent_link_create",
+    ),
+    path("subjects/<int:pk>/consent/revoke", subject_views.consent_revoke, name="consent_revoke"),
+    path("consent/<str:token>/", subject_views.consent_link, name="consent_link"),
+    path(
+        "consent/<str:token>/photos/<int:photo_pk>.jpg",
+        subject_views.consent_link_photo,
+        name="consent_link_photo",
+    ),
+    path(
+        "consent/<str:token>/revoke", subject_views.consent_link_revoke, name="consent_link_revoke"
+    ),
 ]

@@ -97,7 +97,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     tasks = [services.task_refresh(task=t) for t in selectors.tasks_for_user(request.user)]
-    return render(request, "creator/dashboard.html", {"tasks": tasks})
+    subjects = selectors.subjects_for_user(request.user)
+    return render(request, "creator/dashboard.html", {"tasks": tasks, "subjects": subjects})
 
 
 @login_required
@@ -123,6 +124,9 @@ def _task_json(task: Task) -> dict:
         "error": task.error,
         "cancel_requested": task.cancel_requested,
         "details": task.details,
+        "subject_url": (
+            reverse("subject_detail", args=[task.subject_id]) if task.subject_id else None
+        ),
         "created_at": task.created_at.isoformat(),
         "started_at": task.started_at.isoformat() if task.started_at else None,
         "finished_at": task.finished_at.isoformat() if task.finished_at else None,

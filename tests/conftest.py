@@ -204,3 +204,56 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+# --- subjects and photos ----------------------------------------------------------------------
+
+
+def committing():
+    """Run what waits for a commit (job pushes, file deletions) inside a `db` test's transaction."""
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def upload_files(client: Client, subject, files: dict[str, bytes]):
+    """POST files to a subject's upload form, as a browser's multipart form would."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    uploads = [SimpleUploadedFile(name, data) for name, data in files.items()]
+    with committing():
+        return client.post(reverse("photos_upload", args=[subject.pk]), {"photos": uploads})
+
+
+def run_photo_checks() -> None:
+    """Run queued photo-check jobs in this process (the job code a worker runs)."""
+    from creator import jobs
+
+    for task in Task.objects.filter(kind="photo_check", status=Task.Status.QUEUED):
+        with committing():
+            jobs.photos_check(str(task.pk), **task.job_kwargs)
+
+
+@pytest.fixture
+def alice_subject(alice):
+    from creator.models import Subject
+
+    return Subject.objects.create(owner=alice, kind=Subject.Kind.SELF, name="Alice")
+
+
+@pytest.fixture
+def private_media(settings, tmp_path):
+    """A fresh, empty private storage per test, so tests can assert on what is left behind."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**settings.STORAGES["default"], "OPTIONS": {"location": str(root)}},
+    }
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())

@@ -16,6 +16,12 @@
         holder.innerHTML = (await response.text()).trim();
         const fresh = holder.firstElementChild;
         if (!fresh) return;
+        const reload = el.hasAttribute("data-reload-when-done");
+        if (reload && !fresh.hasAttribute("data-poll")) {
+          window.location.reload(); // the job changed more of the page than its card
+          return;
+        }
+        if (reload) fresh.setAttribute("data-reload-when-done", "");
         el.replaceWith(fresh);
         poll(fresh);
       } catch (err) {

@@ -1,0 +1,222 @@
+"""Photo intake: sniff the real type, enforce limits, normalise, strip metadata.
+
+Every refusal is a `PhotoRejected` with a message a creator can act on; nothing is stored for a
+refused file. What passes is an upright sRGB JPEG with no metadata at all (no GPS, no camera
+serial).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # pragma: no cover - pillow-heif is a dependency; keep JPEG/PNG/WebP working
+    HEIF_SUPPORTED = False
+
+ACCEPTED = "JPEG, PNG, WebP or HEIC"
+
+EMPTY = "This file is empty."
+TOO_LARGE = "This file is {size} MB; the limit is {limit} MB per photo."
+NOT_AN_IMAGE = f"This isn't a photo. Upload a {ACCEPTED} image."
+SVG = f"SVG drawings can't be used: upload a {ACCEPTED} photo."
+HTML_OR_TEXT = f"This is a text or web page file, not a photo. Upload a {ACCEPTED} image."
+UNSUPPORTED = f"{{kind}} images aren't supported. Upload a {ACCEPTED} photo."
+ANIMATED = "Animated images can't be used: upload a still photo."
+TOO_MANY_PIXELS = (
+    "This image declares {width}×{height} pixels, more than the {limit}-megapixel limit, "
+    "so it was not opened."
+)
+TOO_MANY_PIXELS_UNKNOWN = (
+    "This image declares more pixels than the {limit}-megapixel limit, so it was not opened."
+)
+TOO_SMALL = (
+    "This image is only {width}×{height} pixels; photos need at least {min} pixels "
+    "on the shorter side."
+)
+DAMAGED = (
+    "This photo is damaged or incomplete (it may have been cut off while uploading). "
+    "Try the original file."
+)
+
+
+class PhotoRejected(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NormalisedPhoto:
+    image: Image.Image  # RGB, upright, no metadata
+    jpeg: bytes
+    sha256: str
+    phash: str  # 64-bit perceptual hash, hex
+
+
+def _sniff(data: bytes) -> str:
+    """The real type from the first bytes, never from the name."""
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in {
+        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+    }:  # fmt: skip
+        return "heif"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "avif"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "svg"
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        return "html"
+    try:
+        data[:1024].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown"
+    return "text"
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to 8-bit sRGB, with transparency flattened onto white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale to 8 bits (a plain convert clips everything above 255 to white).
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            target = ImageCms.createProfile("sRGB")
+            out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+            image = ImageCms.profileToProfile(image, source, target, outputMode=out_mode)
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to a plain conversion
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def phash(image: Image.Image) -> str:
+    """DCT perceptual hash: 64 bits from the low frequencies of a 32×32 grey copy."""
+    gray = np.asarray(
+        image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64
+    )
+    n = 32
+    k = np.arange(n)
+    basis = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
+    dct = basis @ gray @ basis.T
+    low = dct[:8, :8].flatten()
+    bits = low > np.median(low[1:])
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def photo_read(data: bytes) -> NormalisedPhoto:
+    """Check and normalise one uploaded file. Raises PhotoRejected with the reason."""
+    if not data:
+        raise PhotoRejected(EMPTY)
+    if len(data) > settings.PHOTO_MAX_BYTES:
+        raise PhotoRejected(
+            TOO_LARGE.format(
+                size=f"{len(data) / 1e6:.1f}", limit=f"{settings.PHOTO_MAX_BYTES / 1e6:g}"
+            )
+        )
+    kind = _sniff(data)
+    if kind == "svg":
+        raise PhotoRejected(SVG)
+    if kind in ("html", "text"):
+        raise PhotoRejected(HTML_OR_TEXT)
+    if kind == "unknown":
+        raise PhotoRejected(NOT_AN_IMAGE)
+    if kind == "heif" and not HEIF_SUPPORTED:
+        raise PhotoRejected(UNSUPPORTED.format(kind="HEIC"))
+    if kind in ("avif", "bmp", "tiff"):
+        raise PhotoRejected(UNSUPPORTED.format(kind=kind.upper()))
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise PhotoRejected(DAMAGED) from None
+    except Image.DecompressionBombError:
+        raise PhotoRejected(_too_many_pixels(*_declared_size(data))) from None
+    width, height = image.size
+    # Refuse bombs from the declared size, before a single pixel is decoded.
+    if width * height > settings.PHOTO_MAX_PIXELS:
+        raise PhotoRejected(_too_many_pixels(width, height))
+    if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
+        if kind != "heif":  # HEIC bursts and depth maps count as frames; use the primary image
+            raise PhotoRejected(ANIMATED)
+    if kind == "gif":
+        raise PhotoRejected(UNSUPPORTED.format(kind="GIF"))
+    if min(width, height) < settings.PHOTO_MIN_SIDE:
+        raise PhotoRejected(
+            TOO_SMALL.format(width=width, height=height, min=settings.PHOTO_MIN_SIDE)
+        )
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(upright)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise PhotoRejected(DAMAGED) from None
+    longest = settings.PHOTO_STORE_MAX_SIDE
+    if max(rgb.size) > longest:
+        rgb.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    return _encode(rgb)
+
+
+def _encode(rgb: Image.Image) -> NormalisedPhoto:
+    rgb.info.clear()  # nothing from the original travels on: no EXIF, ICC, XMP or comments
+    buffer = io.BytesIO()
+    rgb.save(buffer, "JPEG", quality=92, optimize=True)
+    jpeg = buffer.getvalue()
+    return NormalisedPhoto(
+        image=rgb, jpeg=jpeg, sha256=hashlib.sha256(jpeg).hexdigest(), phash=phash(rgb)
+    )
+
+
+def _declared_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG header without opening it (Pillow refuses huge ones)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return (0, 0)
+
+
+def _too_many_pixels(width: int, height: int) -> str:
+    limit = f"{settings.PHOTO_MAX_PIXELS / 1e6:g}"
+    if not width or not height:
+        return TOO_MANY_PIXELS_UNKNOWN.format(limit=limit)
+    return TOO_MANY_PIXELS.format(width=width, height=height, limit=limit)
+
+
+def jpeg_bytes(image: Image.Image, *, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
