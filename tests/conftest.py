@@ -138,9 +138,10 @@ class Workers:
 
     def start(self, *queues: str) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        env = {**self.env, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}  # the test's private storage
         proc = processes.spawn(
             [sys.executable, str(ROOT / "manage.py"), "rqworker", *(queues or settings.JOB_QUEUES)],
-            env=self.env,
+            env=env,
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -186,15 +187,20 @@ def wait_for_status(task: Task, *statuses: str, timeout: float = 20.0) -> Task:
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -204,6 +210,44 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def y4m_video(image, path: Path, frames: int = 5) -> Path:
+    """A Y4M clip of a still image, for Chromium's fake camera."""
+    from PIL import Image
+
+    image = image.convert("RGB").resize((512, 512))
+    y, cb, cr = image.convert("YCbCr").split()
+    half = (256, 256)
+    frame = (
+        b"FRAME\n"
+        + y.tobytes()
+        + cb.resize(half, Image.Resampling.BILINEAR).tobytes()
+        + cr.resize(half, Image.Resampling.BILINEAR).tobytes()
+    )
+    path.write_bytes(b"YUV4MPEG2 W512 H512 F30:1 Ip A1:1 C420jpeg\n" + frame * frames)
+    return path
+
+
+@pytest.fixture
+def camera_page(playwright, tmp_path):
+    """A page in a Chromium whose camera films a face: a photo of the astronaut not in any set."""
+    from tests import images
+
+    video = y4m_video(images.astronaut_variant(7), tmp_path / "camera.y4m")
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+    page = chromium.new_context().new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    chromium.close()
 
 
 # --- subjects and photos ----------------------------------------------------------------------

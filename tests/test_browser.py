@@ -77,3 +77,89 @@ def test_a_job_page_shows_live_progress_that_survives_a_reload(live_server, page
     assert page.locator("progress").count() == 0
     assert first < 100
     wait_for_status(task, Task.Status.SUCCEEDED)
+
+
+def log_in(page, live_server, handle: str) -> None:
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", handle)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+
+
+DROP_FILES = """
+async ([selector, files]) => {
+  const data = new DataTransfer();
+  for (const [name, b64] of files) {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  }
+  const zone = document.querySelector(selector);
+  const drop = new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true });
+  zone.dispatchEvent(drop);
+}
+"""
+
+
+def test_upload_photos_see_verdicts_consent_with_a_selfie_and_be_ready(
+    live_server, camera_page, workers, private_media
+):
+    import base64
+
+    from tests import images
+
+    page = camera_page
+    User.objects.create_user("gus", "gus@example.com", PASSWORD)
+    workers.start()
+    log_in(page, live_server, "gus")
+
+    page.check("input[name=kind][value=self]")
+    page.click(".subject-new button[type=submit]")
+    page.wait_for_url("**/subjects/*/")
+
+    # Four photos through the plain file input, three by drag and drop, one that isn't a face.
+    page.set_input_files(
+        "#id_photos",
+        [
+            {
+                "name": f"me{i}.jpg",
+                "mimeType": "image/jpeg",
+                "buffer": images.encode(images.astronaut_variant(i)),
+            }
+            for i in range(4)
+        ]
+        + [
+            {
+                "name": "coffee.png",
+                "mimeType": "image/png",
+                "buffer": images.fixture_bytes("skimage_coffee.png"),
+            }
+        ],
+    )
+    page.click("form.dropzone button[type=submit]")
+    page.wait_for_url("**/subjects/*/")
+    page.locator(".results li", has_text="coffee.png").wait_for(timeout=60_000)
+    dropped = [
+        (f"drop{i}.jpg", base64.b64encode(images.encode(images.astronaut_variant(i))).decode())
+        for i in range(4, 7)
+    ]
+    page.evaluate(DROP_FILES, ["[data-dropzone]", dropped])
+    assert "3 photos ready to upload" in page.locator(".dropzone-label").inner_text()
+    page.click("form.dropzone button[type=submit]")
+    page.wait_for_url("**/subjects/*/")
+    page.locator(".task .badge", has_text="Succeeded").wait_for(timeout=60_000)
+
+    assert page.locator(".photo-grid .photo").count() == 7
+    assert page.locator(".photo .badge", has_text="Looks good").count() == 7
+    page.goto(page.url)  # the refused photo's verdict was on the first check's card
+    assert "Not ready to train yet" in page.locator("#readiness").inner_text()
+
+    page.click("text=Give consent with a selfie")
+    page.click("[data-selfie-take]")
+    page.locator(".selfie-preview").wait_for(state="visible")
+    page.check("input[name=agree]")
+    page.click("button:has-text('Give consent')")
+    page.wait_for_url("**/subjects/*/")
+
+    assert "Consent recorded" in page.locator(".messages").inner_text()
+    assert "Ready to train" in page.locator("#readiness").inner_text()
