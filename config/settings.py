@@ -197,6 +197,20 @@ CONSENT_LINK_HOURS = envint("CONSENT_LINK_HOURS", 72, minimum=1)
 # Django's own cap answers with a bare 400; ours (PHOTO_MAX_FILES_PER_UPLOAD) says why.
 DATA_UPLOAD_MAX_NUMBER_FILES = 200
 
+# Personal models. The base model: "builtin:tiny" (made offline, not a likeness), a local
+# diffusers folder, a single-file .safetensors checkpoint or a hub id.
+CANDOR_BASE_MODEL = envstr("CANDOR_BASE_MODEL", "builtin:tiny")
+MODEL_CACHE_DIR = Path(envstr("MODEL_CACHE_DIR") or VAR_DIR / "models")
+MIXED_PRECISION = envstr("MIXED_PRECISION", "auto")
+TRAIN_STEPS = envint("TRAIN_STEPS", 300, minimum=1)
+TRAIN_RESOLUTION = envint("TRAIN_RESOLUTION", 0, minimum=0)  # 0: the base model's native size
+TRAIN_RANK = envint("TRAIN_RANK", 4, minimum=1)
+TRAIN_LEARNING_RATE = envfloat("TRAIN_LEARNING_RATE", 1e-4, minimum=0.0)
+TRAIN_CHECKPOINT_EVERY = envint("TRAIN_CHECKPOINT_EVERY", 0, minimum=0)  # 0: five per run
+GENERATION_STEPS = envint("GENERATION_STEPS", 25, minimum=1)
+GENERATION_GUIDANCE = envfloat("GENERATION_GUIDANCE", 7.0, minimum=0.0)
+LORA_CACHE_SIZE = envint("LORA_CACHE_SIZE", 4, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

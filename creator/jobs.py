@@ -39,3 +39,21 @@ def photos_check(task, progress, *, photo_ids: list[int]):
         details={"results": results},
         force=True,
     )
+
+
+@tracked
+def train_model(task, progress, *, model_id: int):
+    from creator import training
+    from creator.models import PersonalModel
+
+    model = PersonalModel.objects.select_related("subject", "consent").get(pk=model_id)
+    training.model_train(model=model, progress=progress)
+
+
+@tracked
+def generate_images(task, progress, *, generation_id: int):
+    from creator import training
+    from creator.models import Generation
+
+    generation = Generation.objects.select_related("model__consent", "owner").get(pk=generation_id)
+    training.generation_run(generation=generation, progress=progress)

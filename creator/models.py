@@ -272,16 +272,50 @@ class Consent(models.Model):
 
 
 class PersonalModel(models.Model):
-    """A trained personal model (a LoRA) of a subject, made under one consent."""
+    """A trained personal model (a LoRA) of a subject, made under one consent: a training run."""
 
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="models")
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="models")
     task = models.OneToOneField(Task, on_delete=models.SET_NULL, null=True, blank=True)
+    name = models.CharField(max_length=80)
+    base_model = models.CharField(max_length=300)
+    config = models.JSONField(default=dict, blank=True)
     lora = models.FileField(max_length=200, blank=True)
+    lora_sha256 = models.CharField(max_length=64, blank=True)
+    best_step = models.PositiveIntegerField(null=True, blank=True)
+    seconds_per_step = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Model {self.pk} of {self.subject}"
+        return self.name or f"Model {self.pk} of {self.subject}"
+
+    @property
+    def is_ready(self) -> bool:
+        return bool(self.lora) and self.consent.status == Consent.Status.GRANTED
+
+
+class Generation(models.Model):
+    """One request to make images from a personal model; its images become gallery posts."""
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="generations")
+    model = models.ForeignKey(PersonalModel, on_delete=models.CASCADE, related_name="generations")
+    task = models.OneToOneField(Task, on_delete=models.SET_NULL, null=True, blank=True)
+    prompt = models.TextField(max_length=1000)
+    negative_prompt = models.TextField(max_length=1000, blank=True)
+    style = models.CharField(max_length=20, default="none")
+    size = models.CharField(max_length=20, default="square")
+    steps = models.PositiveIntegerField(default=25)
+    guidance = models.FloatField(default=7.0)
+    seed = models.BigIntegerField()
+    count = models.PositiveSmallIntegerField(default=1)
+    post_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.prompt[:40]

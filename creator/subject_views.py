@@ -77,6 +77,7 @@ def subject_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "subject": subject,
         "photos": subject.photos.all(),
         "readiness": subjects.subject_readiness(subject),
+        "models": subject.models.select_related("task"),
         "consent": subject.active_consent(),
         "pending_link": subject.consents.filter(status=Consent.Status.PENDING).first(),
         "check": selectors.latest_photo_check(subject),

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from creator import subject_views, views
+from creator import model_views, subject_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -57,6 +57,11 @@ urlpatterns = [
         name="consent_link_create",
     ),
     path("subjects/<int:pk>/consent/revoke", subject_views.consent_revoke, name="consent_revoke"),
+    path("subjects/<int:pk>/train", model_views.training_start, name="training_start"),
+    path("models/<int:pk>/", model_views.model_detail, name="model_detail"),
+    path("models/<int:pk>/samples/<int:step>.png", model_views.model_sample, name="model_sample"),
+    path("models/<int:pk>/generate", model_views.generation_start, name="generation_start"),
+    path("models/<int:pk>/delete", model_views.model_delete, name="model_delete"),
     path("consent/<str:token>/", subject_views.consent_link, name="consent_link"),
     path(
         "consent/<str:token>/photos/<int:photo_pk>.jpg",

@@ -58,6 +58,12 @@ def _point_queues_at_test_redis(redis_url):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _shared_model_cache(tmp_path_factory):
+    # The tiny base model is built once per test session, not once per test.
+    settings.MODEL_CACHE_DIR = tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     # PBKDF2 costs ~0.3 s per hash on a small CPU; tests check behaviour, not the hash strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -138,7 +144,13 @@ class Workers:
 
     def start(self, *queues: str) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        env = {**self.env, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}  # the test's private storage
+        env = {
+            **self.env,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the test's private storage
+            "MODEL_CACHE_DIR": str(settings.MODEL_CACHE_DIR),
+            "TRAIN_STEPS": str(settings.TRAIN_STEPS),
+            "TRAIN_CHECKPOINT_EVERY": str(settings.TRAIN_CHECKPOINT_EVERY),
+        }
         proc = processes.spawn(
             [sys.executable, str(ROOT / "manage.py"), "rqworker", *(queues or settings.JOB_QUEUES)],
             env=env,

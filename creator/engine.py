@@ -1,0 +1,58 @@
+"""Where the Django app meets the engine (`creator.ml`): settings in, warm objects out.
+
+A worker process keeps one pipeline cache: the base model loads once and LoRAs are swapped in.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _quiet() -> None:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def base_model():
+    from creator.ml import models
+
+    return models.resolve(settings.CANDOR_BASE_MODEL, settings.MODEL_CACHE_DIR)
+
+
+def where():
+    from creator.ml.device import placement
+
+    return placement(settings.MIXED_PRECISION)
+
+
+def load_base_pipeline():
+    """A fresh pipeline (training changes the one it is given)."""
+    from creator.ml import models
+
+    _quiet()
+    return models.load_pipeline(base_model(), where())
+
+
+@functools.cache
+def pipeline_cache():
+    from creator.ml.generate import PipelineCache
+
+    return PipelineCache(load_base_pipeline, max_adapters=settings.LORA_CACHE_SIZE)
+
+
+def local_path(name: str) -> Path:
+    """A stored file as a local path (the engine reads files, not Django storages)."""
+    return Path(default_storage.path(name))

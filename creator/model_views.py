@@ -1,0 +1,138 @@
+"""Personal models: training runs and generating images from them."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from creator import runtime, services, training
+from creator.ml.generate import MAX_IMAGES, SIZES, STYLES
+from creator.models import PersonalModel, Subject
+from gallery.models import Post
+
+BAD_NUMBER = "{field} must be a number."
+
+
+def _get_model_for_user(request: HttpRequest, pk: int) -> PersonalModel:
+    try:
+        return PersonalModel.objects.select_related("subject", "consent", "task").get(
+            pk=pk, subject__owner=request.user
+        )
+    except PersonalModel.DoesNotExist:
+        raise Http404("No such model.") from None
+
+
+@login_required
+@require_POST
+def training_start(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        subject = Subject.objects.get(pk=pk, owner=request.user)
+    except Subject.DoesNotExist:
+        raise Http404("No such subject.") from None
+    try:
+        model = training.training_start(subject=subject)
+    except (training.Refused, runtime.QueueUnavailable) as exc:
+        messages.error(request, exc.message)
+        return redirect("subject_detail", pk=subject.pk)
+    messages.success(request, "Training queued. You can leave this page; it keeps going.")
+    return redirect("model_detail", pk=model.pk)
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    task = services.task_refresh(task=model.task) if model.task else None
+    generations = list(model.generations.select_related("task")[:10])
+    for generation in generations:
+        if generation.task:
+            services.task_refresh(task=generation.task)
+    post_ids = [pid for g in generations for pid in g.post_ids]
+    posts = {str(p.pk): p for p in Post.objects.filter(pk__in=post_ids, owner=request.user)}
+    context = {
+        "model": model,
+        "task": task,
+        "generations": [
+            (g, [posts[pid] for pid in g.post_ids if pid in posts]) for g in generations
+        ],
+        "styles": [(k, v[0]) for k, v in STYLES.items()],
+        "sizes": [(k, v[0]) for k, v in SIZES.items()],
+        "max_images": range(1, MAX_IMAGES + 1),
+        "form": request.session.pop(f"generate-form-{model.pk}", {}),
+    }
+    return render(request, "creator/model_detail.html", context)
+
+
+@login_required
+@require_GET
+def model_sample(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    samples = (model.task.details.get("samples", []) if model.task else []) or []
+    name = next((s["name"] for s in samples if s["step"] == step), None)
+    if name is None or not default_storage.exists(name):
+        raise Http404("No such sample.")
+    response = FileResponse(default_storage.open(name), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _number(raw: str, kind, field: str):
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise training.Refused(BAD_NUMBER.format(field=field)) from None
+
+
+@login_required
+@require_POST
+def generation_start(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    data = request.POST
+    try:
+        training.generation_start(
+            model=model,
+            user=request.user,
+            prompt=data.get("prompt", ""),
+            negative_prompt=data.get("negative_prompt", ""),
+            style=data.get("style", "none"),
+            size=data.get("size", "square"),
+            steps=_number(data.get("steps"), int, "Steps"),
+            guidance=_number(data.get("guidance"), float, "Guidance"),
+            seed=_number(data.get("seed"), int, "The seed"),
+            count=_number(data.get("count"), int, "The number of images") or 1,
+        )
+    except (training.Refused, runtime.QueueUnavailable) as exc:
+        messages.error(request, exc.message)
+        request.session[f"generate-form-{model.pk}"] = {
+            k: data.get(k, "")
+            for k in (
+                "prompt",
+                "negative_prompt",
+                "style",
+                "size",
+                "steps",
+                "guidance",
+                "seed",
+                "count",
+            )
+        }
+        return redirect("model_detail", pk=model.pk)
+    messages.success(request, "Generating. The images land in your gallery as drafts.")
+    return redirect("model_detail", pk=model.pk)
+
+
+@login_required
+@require_POST
+def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    subject_pk = model.subject_id
+    if model.task and model.task.is_active:
+        services.task_cancel(task=model.task)
+    model.delete()
+    messages.success(request, "Model deleted. Images already made stay in your gallery.")
+    return redirect("subject_detail", pk=subject_pk)

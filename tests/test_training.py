@@ -1,0 +1,256 @@
+"""Training and generation through the app: services, jobs, pages, a real worker."""
+
+import io
+import signal
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+from safetensors import safe_open
+
+from creator import runtime, subjects, training
+from creator.models import Consent, Generation, PersonalModel, Subject, Task
+from gallery.models import Post
+from tests import images
+from tests.conftest import committing, run_photo_checks, upload_files, wait_for, wait_for_status
+
+pytestmark = pytest.mark.usefixtures("private_media")
+
+
+@pytest.fixture(autouse=True)
+def _short_training(settings):
+    settings.TRAIN_STEPS = 6
+    settings.TRAIN_CHECKPOINT_EVERY = 3
+    settings.GENERATION_STEPS = 4
+
+
+def make_ready(subject: Subject) -> Subject:
+    files = [
+        SimpleUploadedFile(f"me{i}.jpg", images.encode(images.astronaut_variant(i)))
+        for i in range(6)
+    ]
+    with committing():
+        subjects.photos_add(subject=subject, files=files)
+    run_photo_checks()
+    subjects.consent_by_selfie(
+        subject=subject, selfie=images.encode(images.astronaut_variant(7)), agreed=True
+    )
+    assert subjects.subject_readiness(subject).ready
+    return subject
+
+
+@pytest.fixture
+def ready_subject(alice_subject):
+    return make_ready(alice_subject)
+
+
+def run_queued(kind: str) -> None:
+    """Run queued jobs of one kind in this process: the job code a worker runs."""
+    from creator import jobs
+
+    job = {"training": jobs.train_model, "generation": jobs.generate_images}[kind]
+    for task in Task.objects.filter(kind=kind, status=Task.Status.QUEUED):
+        with committing():
+            job(str(task.pk), **task.job_kwargs)
+
+
+def text(response) -> str:
+    return response.content.decode().replace("&#x27;", "'")
+
+
+def test_a_subject_without_consent_cannot_be_trained(alice_client, alice_subject):
+    files = {f"me{i}.jpg": images.encode(images.astronaut_variant(i)) for i in range(4)}
+    upload_files(alice_client, alice_subject, files)
+    run_photo_checks()
+
+    response = alice_client.post(reverse("training_start", args=[alice_subject.pk]), follow=True)
+
+    assert "This subject can't be trained yet" in text(response)
+    assert "Give consent with a fresh selfie" in text(response)
+    assert not PersonalModel.objects.exists()
+
+
+def test_training_a_ready_subject_makes_a_lora_with_progress_and_samples(
+    alice_client, ready_subject
+):
+    response = alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    model = PersonalModel.objects.get()
+    assert response.url == reverse("model_detail", args=[model.pk])
+    assert model.task.queue == "training" and model.task.status == Task.Status.QUEUED
+
+    run_queued("training")
+
+    model.refresh_from_db()
+    task = model.task
+    assert task.status == Task.Status.SUCCEEDED, task.error
+    assert (task.step, task.total) == (6, 6)
+    assert len(task.details["loss"]) == 6
+    assert [s["step"] for s in task.details["samples"]] == [3, 6]
+    assert model.lora and len(model.lora_sha256) == 64
+    with safe_open(model.lora.path, framework="pt") as handle:
+        meta = handle.metadata()
+    assert meta["candor.consent_id"] == str(model.consent_id)
+    page = text(alice_client.get(reverse("model_detail", args=[model.pk])))
+    assert "Make images" in page
+    assert "loss-chart" in page
+    sample = alice_client.get(reverse("model_sample", args=[model.pk, 3]))
+    assert sample.status_code == 200
+    assert Image.open(io.BytesIO(b"".join(sample.streaming_content))).size == (64, 64)
+
+
+@pytest.fixture
+def trained_model(alice_client, ready_subject) -> PersonalModel:
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    run_queued("training")
+    return PersonalModel.objects.get()
+
+
+def test_one_generation_lands_a_draft_in_the_gallery(alice, alice_client, trained_model):
+    response = alice_client.post(
+        reverse("generation_start", args=[trained_model.pk]),
+        {
+            "prompt": "@me on a beach",
+            "style": "photo",
+            "size": "square",
+            "count": "2",
+            "seed": "1234",
+        },
+    )
+    assert response.status_code == 302
+    generation = Generation.objects.get()
+    assert generation.task.queue == "generation"
+
+    run_queued("generation")
+
+    generation.refresh_from_db()
+    assert generation.task.status == Task.Status.SUCCEEDED, generation.task.error
+    posts = list(Post.objects.order_by("seed"))
+    assert [p.seed for p in posts] == [1234, 1235]
+    post = posts[0]
+    assert post.owner == alice and post.visibility == Post.Visibility.DRAFT
+    assert post.lora_sha256 == trained_model.lora_sha256
+    assert post.consent_id == trained_model.consent_id
+    assert post.generation_settings["prompt_used"].startswith("ohwx person on a beach")
+    gallery = text(alice_client.get(reverse("gallery")))
+    assert "AI-generated" in gallery and str(post.pk) in gallery
+    image = alice_client.get(reverse("post_image", args=[post.pk]))
+    assert image["Content-Type"] == "image/png"
+
+
+def test_an_empty_seed_gets_a_random_one_that_is_recorded(alice, trained_model):
+    generation = training.generation_start(model=trained_model, user=alice, prompt="portrait")
+    assert 0 <= generation.seed < 2**31
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"prompt": ""}, training.EMPTY_PROMPT),
+        ({"prompt": "x", "count": "9"}, "Make between 1 and 4 images at a time."),
+        ({"prompt": "x", "seed": "abc"}, "The seed must be a number."),
+        ({"prompt": "x", "style": "vaporwave"}, "Choose one of the listed styles and sizes."),
+    ],
+)
+def test_bad_generation_requests_are_refused_with_a_reason(
+    alice_client, trained_model, form, message
+):
+    response = alice_client.post(
+        reverse("generation_start", args=[trained_model.pk]), form, follow=True
+    )
+    assert message in text(response)
+    assert not Generation.objects.exists()
+
+
+def test_a_model_whose_consent_was_revoked_cannot_generate(alice, alice_client, trained_model):
+    alice_client.post(reverse("consent_revoke", args=[trained_model.subject.pk]))
+    assert not PersonalModel.objects.exists()  # revocation deleted it
+    assert Consent.objects.get().status == Consent.Status.REVOKED
+
+
+def test_other_creators_get_404_on_models_samples_posts(bob_client, alice, trained_model):
+    generation = training.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
+    run_queued("generation")
+    post = Post.objects.get()
+    for url in (
+        reverse("model_detail", args=[trained_model.pk]),
+        reverse("model_sample", args=[trained_model.pk, 3]),
+        reverse("post_detail", args=[post.pk]),
+        reverse("post_image", args=[post.pk]),
+    ):
+        assert bob_client.get(url).status_code == 404, url
+    for url in (
+        reverse("generation_start", args=[trained_model.pk]),
+        reverse("model_delete", args=[trained_model.pk]),
+        reverse("post_delete", args=[post.pk]),
+        reverse("training_start", args=[trained_model.subject.pk]),
+    ):
+        assert bob_client.post(url, {"prompt": "x"}).status_code == 404, url
+    assert generation.pk and Post.objects.count() == 1
+
+
+# --- with a real worker ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_training(settings):
+    settings.TRAIN_STEPS = 3000
+    settings.TRAIN_CHECKPOINT_EVERY = 20
+
+
+def test_cancelling_training_stops_it_within_a_step(
+    alice_client, long_training, workers, transactional_db
+):
+    from creator.models import User
+
+    subject = make_ready(Subject.objects.create(owner=User.objects.get(handle="alice"), name="A"))
+    model = training.training_start(subject=subject)
+    workers.start()
+    wait_for(
+        lambda: Task.objects.get(pk=model.task_id).step >= 3, timeout=60, what="training to run"
+    )
+
+    alice_client.post(reverse("task_cancel", args=[model.task_id]))
+    task = wait_for_status(model.task, Task.Status.CANCELLED, timeout=10)
+    stopped_at = task.step
+    time.sleep(1)
+    task.refresh_from_db()
+    assert task.step == stopped_at < 3000
+    assert not PersonalModel.objects.get().lora
+
+
+def test_a_training_run_killed_mid_way_resumes_from_its_checkpoint(
+    alice_client, long_training, workers, settings, transactional_db
+):
+    from creator.models import User
+
+    settings.TRAIN_STEPS = 120
+    settings.TRAIN_CHECKPOINT_EVERY = 30
+    subject = make_ready(Subject.objects.create(owner=User.objects.get(handle="alice"), name="A"))
+    model = training.training_start(subject=subject)
+    worker = workers.start()
+    wait_for(
+        lambda: Task.objects.get(pk=model.task_id).step >= 45, timeout=90, what="two checkpoints"
+    )
+
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    task = wait_for_status_via_page(alice_client, model.task)
+    assert task.error == runtime.WORKER_DIED
+
+    alice_client.post(reverse("task_retry", args=[task.pk]))
+    workers.start()
+    wait_for_status(task, Task.Status.SUCCEEDED, timeout=120)
+    model.refresh_from_db()
+    assert model.config["resumed_from"] >= 30
+    assert model.lora
+
+
+def wait_for_status_via_page(client, task: Task) -> Task:
+    def failed():
+        return client.get(reverse("task_status", args=[task.pk])).json()["status"] == "failed"
+
+    wait_for(failed, timeout=15, interval=0.2, what="the killed run to be failed")
+    task.refresh_from_db()
+    return task
