@@ -285,5 +285,12 @@ def generation_run(*, generation: Generation, progress) -> list:
         )
     generation.post_ids = [str(p.pk) for p in posts]
     generation.save(update_fields=["post_ids"])
-    progress.update(generation.steps, generation.steps, message=f"Made {len(posts)} image(s)")
+    # The worker's cache counters tell operators (and bench/generate.py) the base stayed warm.
+    progress.update(
+        generation.steps,
+        generation.steps,
+        message=f"Made {len(posts)} image(s)",
+        details={"base_loads": cache.base_loads, "adapter_loads": cache.adapter_loads},
+        force=True,
+    )
     return posts

@@ -5,6 +5,7 @@ from django.core.cache import cache
 
 from creator import services
 from creator.models import Task, User
+from gallery.models import Post
 from tests import jobs
 from tests.conftest import PASSWORD, wait_for_status
 
@@ -155,11 +156,50 @@ def test_upload_photos_see_verdicts_consent_with_a_selfie_and_be_ready(
     assert "Not ready to train yet" in page.locator("#readiness").inner_text()
 
     page.click("text=Give consent with a selfie")
+    page.locator("[data-selfie-take]:enabled").wait_for()
     page.click("[data-selfie-take]")
     page.locator(".selfie-preview").wait_for(state="visible")
     page.check("input[name=agree]")
     page.click("button:has-text('Give consent')")
+    page.wait_for_load_state()
+    assert page.locator(".form-errors").count() == 0, page.locator(".form-errors").inner_text()
     page.wait_for_url("**/subjects/*/")
 
     assert "Consent recorded" in page.locator(".messages").inner_text()
     assert "Ready to train" in page.locator("#readiness").inner_text()
+
+
+def test_train_a_model_and_generate_through_the_real_pages(live_server, page, workers, settings):
+    from tests.test_training import make_ready
+
+    settings.TRAIN_STEPS = 8
+    settings.TRAIN_CHECKPOINT_EVERY = 4
+    settings.GENERATION_STEPS = 4
+    user = User.objects.create_user("hana", "hana@example.com", PASSWORD)
+    from creator.models import Subject
+
+    subject = make_ready(Subject.objects.create(owner=user, name="Hana"))
+    workers.start()
+    log_in(page, live_server, "hana")
+
+    page.goto(f"{live_server.url}/subjects/{subject.pk}/")
+    page.click("text=Train a personal model")
+    page.wait_for_url("**/models/*/")
+    # Live progress: the page follows the run and reloads itself when it is done.
+    page.locator("#generate").wait_for(timeout=90_000)
+    assert page.locator(".task .badge", has_text="Succeeded").count() == 1
+    assert page.locator(".loss-chart polyline").count() == 1
+    assert page.locator(".samples img").count() == 2
+
+    page.fill("#id_prompt", "@me reading in a café")
+    page.select_option("#id_style", "film")
+    page.select_option("#id_count", "2")
+    page.click("#generate button[type=submit]")
+    page.locator("#generations .ai-image img").first.wait_for(timeout=90_000)
+
+    assert page.locator("#generations .ai-image").count() == 2
+    assert page.locator("#generations .ai-badge").first.inner_text() == "AI-generated"
+    page.locator("#generations .ai-image").first.click()
+    page.wait_for_url("**/gallery/posts/*/")
+    assert "reading in a café" in page.content()
+    assert Post.objects.filter(owner=user, visibility="draft").count() == 2

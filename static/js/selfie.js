@@ -12,9 +12,13 @@
     navigator.mediaDevices
       .getUserMedia({ video: { facingMode: "user", width: 640, height: 640 }, audio: false })
       .then(function (stream) {
+        const take = root.querySelector("[data-selfie-take]");
+        // The button works once frames arrive: a capture before that is a black square.
+        take.disabled = true;
+        video.addEventListener("playing", function () { take.disabled = false; }, { once: true });
         video.srcObject = stream;
         camera.hidden = false;
-        root.querySelector("[data-selfie-take]").addEventListener("click", function () {
+        take.addEventListener("click", function () {
           const side = Math.min(video.videoWidth, video.videoHeight) || 640;
           canvas.width = canvas.height = side;
           const ctx = canvas.getContext("2d");

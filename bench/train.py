@@ -1,0 +1,194 @@
+"""Trainer speed: Candor's DreamBooth-LoRA loop vs a naive loop that runs the VAE and the text
+encoder at every step (the structure of diffusers' train_dreambooth_lora.py).
+
+Same tiny model, resolution, images, batch, steps and LoRA; each variant runs in its own process
+so peak memory is its own. Judged by: ours / naive seconds per step (target <= 0.6) and peak RSS
+(target: not higher).
+
+    python bench/train.py [--steps 40] [--resolution 128] [--images 6] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import emit, median, peak_rss_mb, run_child, table, training_images
+
+WARMUP = 5
+
+
+def _pipe(cache: Path):
+    from creator.ml import models
+    from creator.ml.device import placement
+
+    return models.load_pipeline(models.resolve("builtin:tiny", cache), placement())
+
+
+def run_ours(args, work: Path) -> dict:
+    from creator.ml.train import TrainConfig, train_lora
+
+    images = training_images(work / "images", args.images)
+    pipe = _pipe(work / "models")
+    config = TrainConfig(
+        resolution=args.resolution,
+        steps=args.steps + WARMUP,
+        checkpoint_every=10**6,  # one checkpoint and sample, after the timed steps
+        sample_steps=2,
+        batch_size=args.batch,
+    )
+    times: list[float] = []
+    started = [time.perf_counter()]
+
+    def should_stop() -> bool:
+        now = time.perf_counter()
+        times.append(now - started[0])
+        started[0] = now
+        return False
+
+    train_lora(
+        config,
+        pipe=pipe,
+        base_id="builtin:tiny",
+        images=images,
+        out_dir=work / "out",
+        should_stop=should_stop,
+    )
+    # should_stop runs at the top of each step: the gaps between calls are whole steps.
+    per_step = times[1:]
+    return {"s_per_step": median(per_step[WARMUP:]), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_naive(args, work: Path) -> dict:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+    from peft import LoraConfig
+
+    from creator.ml.train import LORA_TARGETS, load_training_image
+
+    images = training_images(work / "images", args.images)
+    pipe = _pipe(work / "models")
+    unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    for module in (unet, vae, text_encoder):
+        module.requires_grad_(False)
+    torch.manual_seed(0)
+    unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    )
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-2)
+    pixels = [
+        torch.from_numpy(
+            np.asarray(load_training_image(p, args.resolution), dtype=np.float32) / 127.5 - 1
+        ).permute(2, 0, 1)
+        for p in images
+    ]
+    ids = tokenizer(
+        "a photo of ohwx person",
+        padding="max_length",
+        max_length=77,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    times = []
+    for step in range(args.steps + WARMUP):
+        tick = time.perf_counter()
+        batch = torch.stack(
+            [pixels[(step * args.batch + i) % len(pixels)] for i in range(args.batch)]
+        )
+        if step % 2:
+            batch = torch.flip(batch, dims=[3])
+        latents = vae.encode(batch).latent_dist.sample() * vae.config.scaling_factor
+        embeds = text_encoder(ids.repeat(args.batch, 1))[0]
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,))
+        prediction = unet(scheduler.add_noise(latents, noise, t), t, embeds).sample
+        loss = F.mse_loss(prediction.float(), noise.float())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - tick)
+    return {"s_per_step": median(times[WARMUP:]), "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--variant", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.variant:
+        import json
+
+        with tempfile.TemporaryDirectory() as tmp:
+            runner = run_ours if args.variant == "ours" else run_naive
+            print(json.dumps(runner(args, Path(tmp))))
+        return
+
+    common = [
+        "--steps",
+        str(args.steps),
+        "--resolution",
+        str(args.resolution),
+        "--images",
+        str(args.images),
+        "--batch",
+        str(args.batch),
+    ]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "2"}
+    naive = run_child([__file__, *common, "--variant", "naive"], env)
+    ours = run_child([__file__, *common, "--variant", "ours"], env)
+    ratio = ours["s_per_step"] / naive["s_per_step"]
+    rss_ratio = ours["peak_rss_mb"] / naive["peak_rss_mb"]
+    rows = [
+        {
+            "loop": "naive (VAE + text encoder every step)",
+            "s/step (median)": f"{naive['s_per_step']:.4f}",
+            "peak RSS MB": f"{naive['peak_rss_mb']:.0f}",
+        },
+        {
+            "loop": "Candor (cached latents + embedding)",
+            "s/step (median)": f"{ours['s_per_step']:.4f}",
+            "peak RSS MB": f"{ours['peak_rss_mb']:.0f}",
+        },
+        {
+            "loop": "ratio ours / naive",
+            "s/step (median)": f"{ratio:.2f} (target <= 0.60)",
+            "peak RSS MB": f"{rss_ratio:.2f} (target <= 1.00)",
+        },
+    ]
+    header = (
+        f"tiny SD model, {args.resolution} px, {args.images} images, batch {args.batch}, "
+        f"{args.steps} timed steps after {WARMUP} warm-up"
+    )
+    figures = {
+        "resolution": args.resolution,
+        "images": args.images,
+        "batch": args.batch,
+        "steps": args.steps,
+        "naive_s_per_step": round(naive["s_per_step"], 5),
+        "ours_s_per_step": round(ours["s_per_step"], 5),
+        "time_ratio": round(ratio, 3),
+        "naive_peak_rss_mb": round(naive["peak_rss_mb"], 1),
+        "ours_peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "rss_ratio": round(rss_ratio, 3),
+    }
+    emit(
+        header + "\n" + table(rows, ["loop", "s/step (median)", "peak RSS MB"]), figures, args.json
+    )
+
+
+if __name__ == "__main__":
+    main()
