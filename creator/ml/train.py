@@ -27,6 +27,7 @@ from PIL import Image, ImageOps
 from creator.ml.device import Placement, placement
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+MAX_GRAD_NORM = 1.0  # as diffusers' DreamBooth script
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
@@ -184,14 +185,17 @@ def train_lora(
 
     # --- everything that does not change between steps, computed once -----------------------
     with torch.no_grad():
-        pixels = torch.stack(
-            [_to_tensor(load_training_image(p, config.resolution)) for p in images]
-        ).to(where.device, dtype=where.dtype)
-        variants = [pixels, torch.flip(pixels, dims=[3])] if config.flip else [pixels]
-        dists = [vae.encode(v).latent_dist for v in variants]
-        latent_mean = torch.cat([d.mean for d in dists]).float()
-        latent_std = torch.cat([d.std for d in dists]).float()
-        del pixels, variants, dists
+        # One image at a time: encoding the whole set in one batch would set the peak memory.
+        means, stds = [], []
+        for path in images:
+            pixels = _to_tensor(load_training_image(path, config.resolution))[None]
+            pixels = pixels.to(where.device, dtype=where.dtype)
+            for variant in (pixels, torch.flip(pixels, dims=[3])) if config.flip else (pixels,):
+                dist = vae.encode(variant).latent_dist
+                means.append(dist.mean.float())
+                stds.append(dist.std.float())
+        latent_mean, latent_std = torch.cat(means), torch.cat(stds)
+        del means, stds, pixels
     scaling = float(vae.config.scaling_factor)
 
     def tokens(prompt: str) -> torch.Tensor:
@@ -249,7 +253,10 @@ def train_lora(
     if config.gradient_checkpointing or (config.gradient_checkpointing is None and where.is_cuda):
         unet.enable_gradient_checkpointing()
     unet.train()
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-2)
+    # Fused AdamW: one kernel for all LoRA tensors instead of a Python loop over them.
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=1e-2, fused=True
+    )
 
     def encode_prompt(ids: torch.Tensor) -> torch.Tensor:
         return text_encoder(ids)[0]
@@ -368,6 +375,7 @@ def train_lora(
         else:
             loss = F.mse_loss(prediction.float(), target.float())
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM, foreach=True)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())
