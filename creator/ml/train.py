@@ -254,9 +254,7 @@ def train_lora(
         unet.enable_gradient_checkpointing()
     unet.train()
     # Fused AdamW: one kernel for all LoRA tensors instead of a Python loop over them.
-    optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=1e-2, fused=True
-    )
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-2, fused=True)
 
     def encode_prompt(ids: torch.Tensor) -> torch.Tensor:
         return text_encoder(ids)[0]
