@@ -211,6 +211,14 @@ GENERATION_STEPS = envint("GENERATION_STEPS", 25, minimum=1)
 GENERATION_GUIDANCE = envfloat("GENERATION_GUIDANCE", 7.0, minimum=0.0)
 LORA_CACHE_SIZE = envint("LORA_CACHE_SIZE", 4, minimum=1)
 
+# Content Credentials. Without a chain and key, an instance CA and signing certificate are made
+# under C2PA_KEYS_DIR on first use.
+C2PA_KEYS_DIR = Path(envstr("C2PA_KEYS_DIR") or VAR_DIR / "keys")
+C2PA_CERT_CHAIN_FILE = envstr("C2PA_CERT_CHAIN_FILE")
+C2PA_PRIVATE_KEY_FILE = envstr("C2PA_PRIVATE_KEY_FILE")
+C2PA_TRUST_ANCHORS_FILE = envstr("C2PA_TRUST_ANCHORS_FILE")
+C2PA_TSA_URL = envstr("C2PA_TSA_URL")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -15,6 +15,10 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from gallery.provenance.phash import hamming, phash
+
+__all__ = ["PhotoRejected", "hamming", "phash", "photo_read"]
+
 try:
     import pillow_heif
 
@@ -120,24 +124,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-def phash(image: Image.Image) -> str:
-    """DCT perceptual hash: 64 bits from the low frequencies of a 32×32 grey copy."""
-    gray = np.asarray(
-        image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64
-    )
-    n = 32
-    k = np.arange(n)
-    basis = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
-    dct = basis @ gray @ basis.T
-    low = dct[:8, :8].flatten()
-    bits = low > np.median(low[1:])
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
-
-
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 def photo_read(data: bytes) -> NormalisedPhoto:

@@ -21,6 +21,7 @@ from PIL import Image
 from creator import photos, services
 from creator.ml import faces
 from creator.models import Consent, PersonalModel, ReferencePhoto, Subject, Task, User
+from gallery.services import credentials_mark_consent_revoked
 
 log = logging.getLogger(__name__)
 
@@ -465,9 +466,16 @@ def consent_revoke(*, subject: Subject, by: str) -> int:
     """Withdraw consent: stop training, delete the models, and keep the revocation on record."""
     now = timezone.now()
     with transaction.atomic():
-        revoked = Consent.objects.filter(
-            subject=subject, status__in=(Consent.Status.GRANTED, Consent.Status.PENDING)
-        ).update(status=Consent.Status.REVOKED, revoked_at=now, revoked_by=by)
+        withdrawn = list(
+            Consent.objects.filter(
+                subject=subject, status__in=(Consent.Status.GRANTED, Consent.Status.PENDING)
+            ).values_list("pk", flat=True)
+        )
+        revoked = Consent.objects.filter(pk__in=withdrawn).update(
+            status=Consent.Status.REVOKED, revoked_at=now, revoked_by=by
+        )
+        for consent_id in withdrawn:
+            credentials_mark_consent_revoked(consent_id=consent_id)
         for task in Task.objects.filter(subject=subject, kind="training", status__in=Task.ACTIVE):
             services.task_cancel(task=task)
         for model in PersonalModel.objects.filter(subject=subject):
@@ -505,9 +513,10 @@ def _model_files_deleted(sender, instance: PersonalModel, **kwargs):
 def _subject_consents_kept_without_biometrics(sender, instance: Subject, **kwargs):
     # However a subject goes (its page, account deletion, the admin), its consents stay as revoked
     # records without the selfie's face signature.
-    Consent.objects.filter(subject=instance).exclude(status=Consent.Status.REVOKED).update(
-        status=Consent.Status.REVOKED, revoked_at=timezone.now(), revoked_by="creator"
-    )
+    live = Consent.objects.filter(subject=instance).exclude(status=Consent.Status.REVOKED)
+    for consent_id in live.values_list("pk", flat=True):
+        credentials_mark_consent_revoked(consent_id=consent_id)
+    live.update(status=Consent.Status.REVOKED, revoked_at=timezone.now(), revoked_by="creator")
     Consent.objects.filter(subject=instance).update(selfie_embedding=None, distances={})
 
 

@@ -1,13 +1,18 @@
-"""Posts: every image Candor makes, kept in the creator's gallery.
+"""Posts, their signed files, share links and the Content Credentials store.
 
 The gallery never imports the creator app: it gets users through AUTH_USER_MODEL and everything
 else (model names, hashes, the consent record's id) as plain values.
 """
 
+import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class Post(models.Model):
@@ -23,24 +28,80 @@ class Post(models.Model):
     visibility = models.CharField(
         max_length=8, choices=Visibility, default=Visibility.DRAFT, db_index=True
     )
-    image = models.FileField(max_length=200)
+    # The signed files: the original and display sizes made once, at creation.
+    image = models.FileField(max_length=200)  # original, PNG
+    display = models.FileField(max_length=200, blank=True)  # JPEG, longest side 1024
+    thumb = models.FileField(max_length=200, blank=True)  # JPEG, 320 square-ish
+    preview = models.FileField(max_length=200, blank=True)  # JPEG 1200x630, badge burned in
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
     caption = models.TextField(blank=True, max_length=2000)
     # How it was made, as recorded at generation time.
     prompt = models.TextField()
+    prompt_in_credentials = models.BooleanField(default=False)
     seed = models.BigIntegerField()
     generation_settings = models.JSONField(default=dict)
     model_name = models.CharField(max_length=120)
     base_model = models.CharField(max_length=300)
     lora_sha256 = models.CharField(max_length=64, blank=True)
     consent_id = models.BigIntegerField(null=True, blank=True)  # creator.Consent, by value
+    share_token = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        indexes = [models.Index(fields=["owner", "visibility", "-created_at"])]
 
     def __str__(self) -> str:
         return self.caption[:40] or f"Post {str(self.pk)[:8]}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == self.Visibility.PUBLIC
+
+    @property
+    def files(self) -> list:
+        return [f for f in (self.image, self.display, self.thumb, self.preview) if f]
+
+
+class GalleryShare(models.Model):
+    """An unlisted link to a creator's published and private posts, revocable."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gallery_shares"
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_token)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Gallery link of {self.owner}"
+
+
+class Credential(models.Model):
+    """One signed file's Content Credential, kept so it can be found again after stripping.
+
+    Its numeric id is the watermark id woven into the pixels; `uuid` is the public one.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    post = models.ForeignKey(
+        Post, on_delete=models.SET_NULL, null=True, blank=True, related_name="credentials"
+    )
+    variant = models.CharField(max_length=10)  # original, display, thumb, preview
+    mime = models.CharField(max_length=20)
+    sha256 = models.CharField(max_length=64, blank=True)
+    phash = models.CharField(max_length=16, blank=True, db_index=True)
+    watermarked = models.BooleanField(default=False)
+    manifest = models.JSONField(default=dict)
+    signer = models.CharField(max_length=300, blank=True)
+    signer_fingerprint = models.CharField(max_length=64, blank=True)
+    author_handle = models.CharField(max_length=30, blank=True)
+    consent_id = models.BigIntegerField(null=True, blank=True)
+    consent_revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Credential {self.uuid} ({self.variant})"

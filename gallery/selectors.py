@@ -1,7 +1,23 @@
 from django.db.models import QuerySet
 
-from gallery.models import Post
+from gallery.models import GalleryShare, Post
 
 
 def posts_for_user(user) -> QuerySet[Post]:
-    return Post.objects.filter(owner=user)
+    return Post.objects.filter(owner=user).select_related("owner")
+
+
+def public_posts(user) -> QuerySet[Post]:
+    return Post.objects.filter(owner=user, visibility=Post.Visibility.PUBLIC).select_related(
+        "owner"
+    )
+
+
+def shared_gallery_posts(share: GalleryShare) -> QuerySet[Post]:
+    return Post.objects.filter(
+        owner=share.owner, visibility__in=(Post.Visibility.PUBLIC, Post.Visibility.PRIVATE)
+    ).select_related("owner")
+
+
+def active_gallery_shares(user) -> QuerySet[GalleryShare]:
+    return GalleryShare.objects.filter(owner=user, revoked_at=None)

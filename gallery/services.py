@@ -1,17 +1,91 @@
-"""State changes of the gallery: creating posts from generated images."""
+"""State changes of the gallery: posts with signed files, publishing, share links."""
+
+from __future__ import annotations
 
 import hashlib
-import io
 import secrets
+from importlib import metadata
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
-from PIL import Image
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from gallery.models import Post
+from gallery import signing
+from gallery.models import Credential, GalleryShare, Post
+from gallery.provenance.manifest import ImageFacts
+from gallery.provenance.phash import phash
+from gallery.provenance.pipeline import mark
+
+DISPLAY_MAX, DISPLAY_MIN = 1024, 512
+THUMB_SIDE = 320
+PREVIEW_SIZE = (1200, 630)
+BADGE_TEXT = "AI-generated"
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("candor")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def _display(image: Image.Image) -> Image.Image:
+    """Longest side between 512 and 1024: small model outputs are scaled up so they can carry
+    the watermark; the original keeps its own size."""
+    longest = max(image.size)
+    target = min(max(longest, DISPLAY_MIN), DISPLAY_MAX)
+    if target == longest:
+        return image.copy()
+    scale = target / longest
+    size = (round(image.width * scale), round(image.height * scale))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _thumb(image: Image.Image) -> Image.Image:
+    return ImageOps.fit(image, (THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+
+
+def _preview(image: Image.Image) -> Image.Image:
+    """The link-preview card: the image on a dark ground with the badge burned into a corner."""
+    card = Image.new("RGB", PREVIEW_SIZE, (24, 26, 30))
+    fitted = ImageOps.contain(image, PREVIEW_SIZE, Image.Resampling.LANCZOS)
+    card.paste(
+        fitted, ((PREVIEW_SIZE[0] - fitted.width) // 2, (PREVIEW_SIZE[1] - fitted.height) // 2)
+    )
+    draw = ImageDraw.Draw(card)
+    font = ImageFont.load_default(size=34)
+    left, top, right, bottom = draw.textbbox((0, 0), BADGE_TEXT, font=font)
+    pad = 14
+    box = (
+        PREVIEW_SIZE[0] - (right - left) - 3 * pad,
+        PREVIEW_SIZE[1] - (bottom - top) - 3 * pad,
+        PREVIEW_SIZE[0] - pad,
+        PREVIEW_SIZE[1] - pad,
+    )
+    draw.rounded_rectangle(box, radius=8, fill=(0, 0, 0))
+    draw.text((box[0] + pad, box[1] + pad - top), BADGE_TEXT, font=font, fill=(255, 255, 255))
+    return card
+
+
+VARIANTS = (
+    # name, format, extension, how the pixels are made from the original
+    ("original", "PNG", "png", lambda image: image),
+    ("display", "JPEG", "jpg", _display),
+    ("thumb", "JPEG", "jpg", _thumb),
+    ("preview", "JPEG", "jpg", _preview),
+)
+FIELD_FOR_VARIANT = {
+    "original": "image",
+    "display": "display",
+    "thumb": "thumb",
+    "preview": "preview",
+}
 
 
 def post_create(
@@ -25,41 +99,123 @@ def post_create(
     base_model: str,
     lora_sha256: str = "",
     consent_id: int | None = None,
+    prompt_in_credentials: bool = False,
 ) -> Post:
-    """Store a generated image as a private draft post.
-
-    The provenance issue adds the marking pipeline here (XMP, watermark, C2PA signature), so
-    every image file Candor serves passes through this one function.
-    """
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "PNG", optimize=True)
-    data = buffer.getvalue()
-    name = default_storage.save(f"posts/{owner.pk}/{secrets.token_hex(16)}.png", ContentFile(data))
+    """Store a generated image as a private draft post. Every file made here — the original and
+    each display size — is marked (XMP, watermark) and signed before it is stored."""
+    image = image.convert("RGB")
+    signer = signing.signer()
+    saved: list[str] = []
     try:
-        return Post.objects.create(
-            owner=owner,
-            image=name,
-            width=image.width,
-            height=image.height,
-            sha256=hashlib.sha256(data).hexdigest(),
-            prompt=prompt,
-            seed=seed,
-            generation_settings=generation_settings,
-            model_name=model_name,
-            base_model=base_model,
-            lora_sha256=lora_sha256,
-            consent_id=consent_id,
-        )
+        with transaction.atomic():
+            post = Post.objects.create(
+                owner=owner, image="", width=image.width, height=image.height, sha256="",
+                prompt=prompt, seed=seed, generation_settings=generation_settings,
+                model_name=model_name, base_model=base_model, lora_sha256=lora_sha256,
+                consent_id=consent_id, prompt_in_credentials=prompt_in_credentials,
+            )  # fmt: skip
+            stem = f"posts/{owner.pk}/{secrets.token_hex(12)}"
+            for variant, fmt, ext, make in VARIANTS:
+                pixels = make(image)
+                credential = Credential.objects.create(
+                    post=post, variant=variant, mime=f"image/{fmt.lower()}",
+                    author_handle=owner.handle, consent_id=consent_id,
+                    signer=signer.identity.subject, signer_fingerprint=signer.identity.fingerprint,
+                )  # fmt: skip
+                facts = ImageFacts(
+                    title=f"{variant}.{ext}",
+                    mime=credential.mime,
+                    author_handle=owner.handle,
+                    author_url=settings.SITE_URL + reverse("profile", args=[owner.handle]),
+                    instance_name=settings.SITE_NAME,
+                    software_version=software_version(),
+                    base_model=base_model,
+                    model_name=model_name,
+                    lora_sha256=lora_sha256,
+                    consent_id=consent_id,
+                    credential_id=str(credential.uuid),
+                    prompt=prompt if prompt_in_credentials else None,
+                    seed=seed if prompt_in_credentials else None,
+                )
+                marked = mark(
+                    pixels, fmt=fmt, facts=facts, signer=signer, watermark_id=credential.pk
+                )
+                name = default_storage.save(f"{stem}-{variant}.{ext}", ContentFile(marked.data))
+                saved.append(name)
+                credential.sha256 = hashlib.sha256(marked.data).hexdigest()
+                credential.phash = phash(pixels)
+                credential.watermarked = marked.watermarked
+                credential.manifest = marked.manifest
+                credential.save(update_fields=["sha256", "phash", "watermarked", "manifest"])
+                setattr(post, FIELD_FOR_VARIANT[variant], name)
+                if variant == "original":
+                    post.sha256 = credential.sha256
+            post.save()
     except BaseException:
-        default_storage.delete(name)
+        for name in saved:
+            default_storage.delete(name)
         raise
+    return post
+
+
+def post_update_caption(*, post: Post, caption: str) -> Post:
+    post.caption = caption.strip()[:2000]
+    post.save(update_fields=["caption"])
+    return post
+
+
+def post_publish(*, post: Post) -> Post:
+    post.visibility = Post.Visibility.PUBLIC
+    post.published_at = post.published_at or timezone.now()
+    post.save(update_fields=["visibility", "published_at"])
+    return post
+
+
+def post_unpublish(*, post: Post) -> Post:
+    post.visibility = Post.Visibility.PRIVATE
+    post.save(update_fields=["visibility"])
+    return post
+
+
+def post_share_link(*, post: Post) -> str:
+    """An unlisted link token for one post (made once, until revoked)."""
+    if not post.share_token:
+        post.share_token = secrets.token_urlsafe(24)
+        post.save(update_fields=["share_token"])
+    return post.share_token
+
+
+def post_share_revoke(*, post: Post) -> None:
+    post.share_token = ""
+    post.save(update_fields=["share_token"])
+
+
+def gallery_share_create(*, owner) -> GalleryShare:
+    return GalleryShare.objects.create(owner=owner)
+
+
+def gallery_share_revoke(*, share: GalleryShare) -> None:
+    share.revoked_at = timezone.now()
+    share.save(update_fields=["revoked_at"])
 
 
 def post_remove(*, post: Post) -> None:
     post.delete()
 
 
+def credentials_mark_consent_revoked(*, consent_id: int) -> int:
+    """Credentials of images made under a consent that was withdrawn say so from now on."""
+    return Credential.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
+        consent_revoked_at=timezone.now()
+    )
+
+
 @receiver(post_delete, sender=Post)
-def _post_file_deleted(sender, instance: Post, **kwargs):
-    name = instance.image.name
-    transaction.on_commit(lambda: default_storage.delete(name))
+def _post_files_deleted(sender, instance: Post, **kwargs):
+    names = [f.name for f in instance.files]
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+def stored_bytes(name: str) -> bytes:
+    with default_storage.open(name) as handle:
+        return handle.read()

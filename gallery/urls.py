@@ -1,10 +1,27 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from gallery import views
 
+VARIANT = "<str:variant>.<str:ext>"
+
 urlpatterns = [
     path("gallery/", views.gallery, name="gallery"),
+    path("gallery/share", views.gallery_share, name="gallery_share"),
+    path("gallery/share/<int:pk>/revoke", views.gallery_share_revoke, name="gallery_share_revoke"),
     path("gallery/posts/<uuid:pk>/", views.post_detail, name="post_detail"),
-    path("gallery/posts/<uuid:pk>/image.png", views.post_image, name="post_image"),
+    path(f"gallery/posts/<uuid:pk>/{VARIANT}", views.post_file, name="post_file"),
+    path("gallery/posts/<uuid:pk>/caption", views.post_caption, name="post_caption"),
+    path("gallery/posts/<uuid:pk>/publish", views.post_publish, name="post_publish"),
+    path("gallery/posts/<uuid:pk>/share", views.post_share, name="post_share"),
     path("gallery/posts/<uuid:pk>/delete", views.post_delete, name="post_delete"),
+    re_path(r"^@(?P<handle>[A-Za-z0-9_]{3,30})/?$", views.profile, name="profile"),
+    path("p/<uuid:pk>/", views.public_post, name="public_post"),
+    path(f"p/<uuid:pk>/{VARIANT}", views.public_file, name="public_file"),
+    path("s/<str:token>/", views.shared_post, name="shared_post"),
+    path(f"s/<str:token>/{VARIANT}", views.shared_file, name="shared_file"),
+    path("g/<str:token>/", views.shared_gallery, name="shared_gallery"),
+    path(
+        f"g/<str:token>/<uuid:pk>/{VARIANT}", views.shared_gallery_file, name="shared_gallery_file"
+    ),
+    path("credentials/trust-anchor.pem", views.trust_anchor, name="trust_anchor"),
 ]

@@ -1,45 +1,139 @@
+from urllib.parse import quote
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from gallery import selectors, services
-from gallery.models import Post
+from gallery import selectors, services, signing
+from gallery.models import GalleryShare, Post
+
+VARIANT_FIELDS = {"original": "image", "display": "display", "thumb": "thumb", "preview": "preview"}
+CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+YEAR = 365 * 24 * 3600
 
 
 def _get_post_for_user(request: HttpRequest, pk) -> Post:
     try:
-        return Post.objects.get(pk=pk, owner=request.user)
+        return Post.objects.select_related("owner").get(pk=pk, owner=request.user)
     except Post.DoesNotExist:
         raise Http404("No such post.") from None
+
+
+def _get_public_post(pk) -> Post:
+    try:
+        return Post.objects.select_related("owner").get(pk=pk, visibility=Post.Visibility.PUBLIC)
+    except Post.DoesNotExist:
+        raise Http404("No such post.") from None
+
+
+def _get_shared_post(token: str) -> Post:
+    post = Post.objects.select_related("owner").filter(share_token=token).first() if token else None
+    if post is None:
+        raise Http404("This link doesn't work (any more).")
+    return post
+
+
+def _get_gallery_share(token: str) -> GalleryShare:
+    share = (
+        GalleryShare.objects.select_related("owner").filter(token=token, revoked_at=None).first()
+    )
+    if share is None:
+        raise Http404("This link doesn't work (any more).")
+    return share
+
+
+def _serve(post: Post, variant: str, *, public: bool, download: bool = False) -> FileResponse:
+    """The signed bytes exactly as stored: downloading keeps the credentials intact."""
+    field = VARIANT_FIELDS.get(variant)
+    file = getattr(post, field) if field else None
+    if not file:
+        raise Http404("No such image.")
+    try:
+        handle = default_storage.open(file.name)
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
+    ext = file.name.rsplit(".", 1)[-1]
+    response = FileResponse(
+        handle,
+        content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
+        as_attachment=download,
+        filename=f"candor-{str(post.pk)[:8]}-{variant}.{ext}",
+    )
+    # Files never change once made (a new post makes new files), so caches may keep them.
+    response["Cache-Control"] = f"{'public' if public else 'private'}, max-age={YEAR}, immutable"
+    if public:
+        response["Access-Control-Allow-Origin"] = "*"  # verifiers fetch originals cross-origin
+    return response
+
+
+# --- the creator's own gallery ---------------------------------------------------------------
 
 
 @login_required
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    posts = selectors.posts_for_user(request.user)
-    return render(request, "gallery/gallery.html", {"posts": posts})
+    context = {
+        "posts": selectors.posts_for_user(request.user),
+        "shares": selectors.active_gallery_shares(request.user),
+    }
+    return render(request, "gallery/gallery.html", context)
 
 
 @login_required
 @require_GET
 def post_detail(request: HttpRequest, pk) -> HttpResponse:
-    return render(request, "gallery/post_detail.html", {"post": _get_post_for_user(request, pk)})
+    post = _get_post_for_user(request, pk)
+    return render(
+        request, "gallery/post_detail.html", _post_context(request, post, owner_view=True)
+    )
 
 
 @login_required
 @require_GET
-def post_image(request: HttpRequest, pk) -> HttpResponse:
+def post_file(request: HttpRequest, pk, variant: str, ext: str) -> HttpResponse:
     post = _get_post_for_user(request, pk)
-    try:
-        handle = default_storage.open(post.image.name)
-    except FileNotFoundError:
-        raise Http404("No such image.") from None
-    response = FileResponse(handle, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return _serve(post, variant, public=False, download=request.GET.get("download") == "1")
+
+
+@login_required
+@require_POST
+def post_caption(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_post_for_user(request, pk)
+    services.post_update_caption(post=post, caption=request.POST.get("caption", ""))
+    messages.success(request, "Caption saved.")
+    return redirect("post_detail", pk=post.pk)
+
+
+@login_required
+@require_POST
+def post_publish(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_post_for_user(request, pk)
+    if request.POST.get("publish") == "0":
+        services.post_unpublish(post=post)
+        messages.success(request, "Unpublished: only you can see it now.")
+    else:
+        services.post_publish(post=post)
+        messages.success(request, "Published on your public gallery.")
+    return redirect("post_detail", pk=post.pk)
+
+
+@login_required
+@require_POST
+def post_share(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_post_for_user(request, pk)
+    if request.POST.get("revoke") == "1":
+        services.post_share_revoke(post=post)
+        messages.success(request, "Share link revoked: it no longer works.")
+    else:
+        services.post_share_link(post=post)
+        messages.success(request, "Share link ready. Anyone with it can see this post.")
+    return redirect("post_detail", pk=post.pk)
 
 
 @login_required
@@ -48,3 +142,121 @@ def post_delete(request: HttpRequest, pk) -> HttpResponse:
     services.post_remove(post=_get_post_for_user(request, pk))
     messages.success(request, "Post deleted.")
     return redirect("gallery")
+
+
+@login_required
+@require_POST
+def gallery_share(request: HttpRequest) -> HttpResponse:
+    services.gallery_share_create(owner=request.user)
+    messages.success(request, "Gallery link ready: it shows your public and private posts.")
+    return redirect("gallery")
+
+
+@login_required
+@require_POST
+def gallery_share_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    share = GalleryShare.objects.filter(pk=pk, owner=request.user, revoked_at=None).first()
+    if share is None:
+        raise Http404("No such link.")
+    services.gallery_share_revoke(share=share)
+    messages.success(request, "Gallery link revoked.")
+    return redirect("gallery")
+
+
+# --- public pages ------------------------------------------------------------------------------
+
+
+def _absolute(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def _post_context(request, post: Post, *, owner_view=False, token: str = "") -> dict:
+    if owner_view:
+        original = reverse("post_file", args=[post.pk, "original", "png"])
+        preview = reverse("post_file", args=[post.pk, "preview", "jpg"])
+    elif token:
+        original = reverse("shared_file", args=[token, "original", "png"])
+        preview = reverse("shared_file", args=[token, "preview", "jpg"])
+    else:
+        original = reverse("public_file", args=[post.pk, "original", "png"])
+        preview = reverse("public_file", args=[post.pk, "preview", "jpg"])
+    identity = signing.identity()
+    return {
+        "post": post,
+        "owner_view": owner_view,
+        "token": token,
+        "original_url": original,
+        "display_url": original.replace("original.png", "display.jpg"),
+        "preview_absolute": _absolute(preview),
+        "page_absolute": _absolute(request.path),
+        "verify_url": "https://contentcredentials.org/verify?source="
+        + quote(_absolute(original), safe=""),
+        "signer": identity.subject,
+        "share_url": _absolute(reverse("shared_post", args=[post.share_token]))
+        if post.share_token
+        else "",
+    }
+
+
+@require_GET
+def profile(request: HttpRequest, handle: str) -> HttpResponse:
+    owner = get_user_model().objects.filter(handle=handle.lower(), is_active=True).first()
+    if owner is None:
+        raise Http404("No such creator.")
+    posts = selectors.public_posts(owner)
+    return render(request, "gallery/profile.html", {"owner": owner, "posts": posts})
+
+
+@require_GET
+def public_post(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_public_post(pk)
+    return render(request, "gallery/public_post.html", _post_context(request, post))
+
+
+@require_GET
+def public_file(request: HttpRequest, pk, variant: str, ext: str) -> HttpResponse:
+    post = _get_public_post(pk)
+    return _serve(post, variant, public=True, download=request.GET.get("download") == "1")
+
+
+@require_GET
+def shared_post(request: HttpRequest, token: str) -> HttpResponse:
+    post = _get_shared_post(token)
+    return render(request, "gallery/public_post.html", _post_context(request, post, token=token))
+
+
+@require_GET
+def shared_file(request: HttpRequest, token: str, variant: str, ext: str) -> HttpResponse:
+    post = _get_shared_post(token)
+    return _serve(post, variant, public=True, download=request.GET.get("download") == "1")
+
+
+@require_GET
+def shared_gallery(request: HttpRequest, token: str) -> HttpResponse:
+    share = _get_gallery_share(token)
+    posts = selectors.shared_gallery_posts(share)
+    return render(
+        request,
+        "gallery/profile.html",
+        {"owner": share.owner, "posts": posts, "gallery_token": token},
+    )
+
+
+@require_GET
+def shared_gallery_file(
+    request: HttpRequest, token: str, pk, variant: str, ext: str
+) -> HttpResponse:
+    share = _get_gallery_share(token)
+    post = selectors.shared_gallery_posts(share).filter(pk=pk).first()
+    if post is None:
+        raise Http404("No such image.")
+    return _serve(post, variant, public=True)
+
+
+@require_GET
+def trust_anchor(request: HttpRequest) -> HttpResponse:
+    """This instance's root certificate: add it to a verifier's trust anchors."""
+    response = HttpResponse(signing.identity().root_pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = 'attachment; filename="candor-trust-anchor.pem"'
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

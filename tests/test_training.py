@@ -135,7 +135,7 @@ def test_one_generation_lands_a_draft_in_the_gallery(alice, alice_client, traine
     assert post.generation_settings["prompt_used"].startswith("ohwx person on a beach")
     gallery = text(alice_client.get(reverse("gallery")))
     assert "AI-generated" in gallery and str(post.pk) in gallery
-    image = alice_client.get(reverse("post_image", args=[post.pk]))
+    image = alice_client.get(reverse("post_file", args=[post.pk, "original", "png"]))
     assert image["Content-Type"] == "image/png"
 
 
@@ -177,7 +177,7 @@ def test_other_creators_get_404_on_models_samples_posts(bob_client, alice, train
         reverse("model_detail", args=[trained_model.pk]),
         reverse("model_sample", args=[trained_model.pk, 3]),
         reverse("post_detail", args=[post.pk]),
-        reverse("post_image", args=[post.pk]),
+        reverse("post_file", args=[post.pk, "original", "png"]),
     ):
         assert bob_client.get(url).status_code == 404, url
     for url in (

@@ -1,0 +1,53 @@
+"""This instance's signer and trust anchors, from settings (one per process)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from gallery.provenance import keys
+from gallery.provenance.c2pa import Signer
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot read {path}: {exc}") from None
+
+
+@functools.cache
+def identity() -> keys.Identity:
+    if settings.C2PA_CERT_CHAIN_FILE or settings.C2PA_PRIVATE_KEY_FILE:
+        if not (settings.C2PA_CERT_CHAIN_FILE and settings.C2PA_PRIVATE_KEY_FILE):
+            raise ImproperlyConfigured(
+                "Set both C2PA_CERT_CHAIN_FILE and C2PA_PRIVATE_KEY_FILE, or neither."
+            )
+        try:
+            return keys.operator_identity(
+                _read(settings.C2PA_CERT_CHAIN_FILE), _read(settings.C2PA_PRIVATE_KEY_FILE)
+            )
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"C2PA signing identity: {exc}") from None
+    return keys.identity_load_or_create(settings.C2PA_KEYS_DIR, instance_name=settings.SITE_NAME)
+
+
+@functools.cache
+def signer() -> Signer:
+    return Signer(identity(), tsa_url=settings.C2PA_TSA_URL)
+
+
+def trust_anchors_pem() -> bytes:
+    """This instance's root plus the operator's extra anchors (e.g. the C2PA trust list)."""
+    pem = identity().root_pem
+    if settings.C2PA_TRUST_ANCHORS_FILE:
+        pem = pem + b"\n" + _read(settings.C2PA_TRUST_ANCHORS_FILE)
+    return pem
+
+
+def reset() -> None:
+    identity.cache_clear()
+    signer.cache_clear()

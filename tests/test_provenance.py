@@ -1,0 +1,213 @@
+"""Signed Content Credentials, XMP and the watermark on every image Candor serves."""
+
+import io
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from cryptography import x509
+from django.core.management import call_command
+from PIL import Image
+
+from gallery import signing
+from gallery.models import Credential
+from gallery.provenance import c2pa, keys, watermark
+from gallery.provenance.manifest import ImageFacts
+from gallery.provenance.pipeline import mark
+from gallery.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
+from gallery.services import post_create
+from tests import images
+
+
+@pytest.fixture
+def identity(tmp_path):
+    return keys.identity_create(tmp_path / "keys", instance_name="Test Candor")
+
+
+def facts(**overrides) -> ImageFacts:
+    values = {
+        "title": "image.jpg", "mime": "image/jpeg", "author_handle": "alice",
+        "author_url": "http://127.0.0.1:8000/@alice", "instance_name": "Test Candor",
+        "software_version": "0.1.0", "base_model": "builtin:tiny", "model_name": "Alice · model 1",
+        "lora_sha256": "ab" * 32, "consent_id": 7, "credential_id": "c-1",
+    }  # fmt: skip
+    return ImageFacts(**{**values, **overrides})
+
+
+def signed(identity, fmt="JPEG", watermark_id=42):
+    return mark(
+        images.astronaut_variant(0), fmt=fmt, facts=facts(), signer=c2pa.Signer(identity),
+        watermark_id=watermark_id,
+    )  # fmt: skip
+
+
+def test_the_instance_identity_has_the_profile_c2pa_trusts(identity, tmp_path):
+    for name in ("root.key", "signer.key"):
+        assert stat.S_IMODE(os.stat(tmp_path / "keys" / name).st_mode) == 0o600
+    root = x509.load_pem_x509_certificate(identity.root_pem)
+    leaf = identity.leaf
+    basic = root.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca
+    assert root.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    leaf_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert leaf_usage.critical and leaf_usage.value.digital_signature
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION in eku
+    assert leaf.issuer == root.subject
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_signed_image_reads_back_trusted_with_what_it_says(identity, fmt):
+    result = c2pa.read(signed(identity, fmt).data, trust_anchors_pem=identity.root_pem)
+
+    assert result.state == "Trusted", result.failures
+    actions = c2pa.assertion(result.manifest, "c2pa.actions")["actions"]
+    assert actions[0]["action"] == "c2pa.created"
+    assert actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+    assert actions[0]["parameters"]["lora_sha256"] == "ab" * 32
+    assert "prompt" not in actions[0]["parameters"]  # only when the creator opts in
+    mining = c2pa.assertion(result.manifest, "c2pa.training-mining")["entries"]
+    assert mining and all(entry["use"] == "notAllowed" for entry in mining.values())
+    author = c2pa.assertion(result.manifest, "stds.schema-org.CreativeWork")["author"][0]
+    assert author == {"@type": "Person", "name": "@alice", "url": "http://127.0.0.1:8000/@alice"}
+    assert c2pa.assertion(result.manifest, "org.candor.provenance")["consent_record"] == "7"
+
+
+def test_without_the_anchor_the_signature_is_valid_but_untrusted(identity):
+    result = c2pa.read(signed(identity).data)
+    assert result.state == "Valid"
+    assert "signingCredential.untrusted" in result.failure_codes
+
+
+def test_a_flipped_byte_in_the_image_data_breaks_the_signature(identity):
+    data = bytearray(signed(identity).data)
+    data[-400] ^= 0xFF
+    result = c2pa.read(bytes(data), trust_anchors_pem=identity.root_pem)
+    assert result.state == "Invalid"
+    assert "assertion.dataHash.mismatch" in result.failure_codes
+
+
+def test_editing_the_label_after_signing_breaks_the_signature(identity):
+    data = signed(identity).data
+    assert b"AI-generated image made with Candor" in data
+    edited = data.replace(b"AI-generated image made with", b"A real photo, honest, made w")
+
+    result = c2pa.read(edited, trust_anchors_pem=identity.root_pem)
+
+    assert result.state == "Invalid"
+    assert "assertion.dataHash.mismatch" in result.failure_codes
+
+
+@pytest.mark.parametrize(("fmt", "ext"), [("JPEG", "jpg"), ("PNG", "png")])
+def test_exiftool_independently_sees_the_credentials_and_the_label(identity, tmp_path, fmt, ext):
+    path = tmp_path / f"signed.{ext}"
+    path.write_bytes(signed(identity, fmt).data)
+    out = subprocess.run(
+        ["exiftool", "-json", "-G1", "-a", "-u", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tags = json.loads(out)[0]
+    text = json.dumps(tags)
+    assert "c2pa.created" in text
+    assert TRAINED_ALGORITHMIC_MEDIA in text
+    xmp_source = [v for k, v in tags.items() if k.endswith("DigitalSourceType") and "XMP" in k]
+    assert xmp_source == [TRAINED_ALGORITHMIC_MEDIA]
+
+
+def test_the_watermark_carries_the_id_through_jpeg_and_resizing(identity):
+    marked = Image.open(io.BytesIO(signed(identity, watermark_id=123456).data))
+    assert watermark.detect(marked) == 123456
+
+    for quality in (90, 75, 50):
+        buffer = io.BytesIO()
+        marked.save(buffer, "JPEG", quality=quality)  # re-encoding strips the manifest
+        assert c2pa.read(buffer.getvalue()).state == ""
+        assert watermark.detect(Image.open(io.BytesIO(buffer.getvalue()))) == 123456, quality
+    half = marked.resize((256, 256), Image.Resampling.LANCZOS)
+    assert watermark.detect(half) is None  # decoded as is, a resized copy says nothing
+    assert watermark.detect_rescaled(half, [(512, 512)]) == 123456
+
+
+def test_an_unmarked_image_has_no_watermark_id():
+    assert watermark.detect(images.astronaut_variant(3)) is None
+    assert watermark.detect(Image.new("RGB", (512, 512), (0, 0, 0))) is None
+
+
+def test_the_checksum_rejects_noise():
+    assert watermark.bits_to_id([0] * 32) is None
+    bits = watermark.payload_bits(77)
+    bits[3] ^= 1
+    assert watermark.bits_to_id(bits) is None
+    assert watermark.bits_to_id(watermark.payload_bits(77)) == 77
+
+
+# --- through the gallery ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def instance_keys(settings, tmp_path):
+    settings.C2PA_KEYS_DIR = tmp_path / "instance-keys"
+    signing.reset()
+    yield settings.C2PA_KEYS_DIR
+    signing.reset()
+
+
+def test_post_create_signs_every_file_and_stores_each_credential(
+    alice, private_media, instance_keys
+):
+    post = post_create(
+        owner=alice, image=images.astronaut_variant(1), prompt="p", seed=1,
+        generation_settings={}, model_name="m", base_model="builtin:tiny", consent_id=9,
+    )  # fmt: skip
+    anchors = signing.trust_anchors_pem()
+    credentials = {c.variant: c for c in Credential.objects.filter(post=post)}
+    assert set(credentials) == {"original", "display", "thumb", "preview"}
+    for field in ("image", "display", "thumb", "preview"):
+        data = getattr(post, field).read()
+        result = c2pa.read(data, trust_anchors_pem=anchors)
+        assert result.state == "Trusted", (field, result.failures)
+    preview = Image.open(post.preview.open())
+    assert preview.size == (1200, 630)
+    assert watermark.detect(Image.open(post.display.open())) == credentials["display"].pk
+    assert all(c.consent_id == 9 and c.sha256 for c in credentials.values())
+
+
+def test_small_model_outputs_get_a_display_size_that_carries_the_watermark(
+    alice, private_media, instance_keys
+):
+    post = post_create(
+        owner=alice, image=Image.new("RGB", (64, 64), (90, 40, 160)), prompt="p", seed=1,
+        generation_settings={}, model_name="m", base_model="builtin:tiny",
+    )  # fmt: skip
+    assert Image.open(post.image.open()).size == (64, 64)  # the original keeps its size
+    assert Image.open(post.display.open()).size == (512, 512)
+    variants = dict(Credential.objects.filter(post=post).values_list("variant", "watermarked"))
+    assert variants == {"original": False, "display": True, "thumb": True, "preview": True}
+
+
+def test_revoking_consent_marks_the_credentials_of_images_made_with_it(
+    alice, private_media, instance_keys
+):
+    from gallery.services import credentials_mark_consent_revoked
+
+    post_create(
+        owner=alice, image=images.astronaut_variant(1), prompt="p", seed=1,
+        generation_settings={}, model_name="m", base_model="builtin:tiny", consent_id=5,
+    )  # fmt: skip
+    assert credentials_mark_consent_revoked(consent_id=5) == 4
+    assert not Credential.objects.filter(consent_revoked_at=None).exists()
+
+
+def test_the_identity_command_shows_exports_and_rotates(instance_keys, tmp_path, capsys):
+    call_command("signing_identity", "show")
+    first = capsys.readouterr().out
+    assert "sha256:" in first and "timestamps:  none" in first
+    call_command("signing_identity", "export", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "trust-anchor.pem").read_bytes() == signing.identity().root_pem
+    call_command("signing_identity", "rotate")
+    assert capsys.readouterr().out.split("sha256:")[1] != first.split("sha256:")[1]
