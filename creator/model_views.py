@@ -105,6 +105,7 @@ def generation_start(request: HttpRequest, pk: int) -> HttpResponse:
             guidance=_number(data.get("guidance"), float, "Guidance"),
             seed=_number(data.get("seed"), int, "The seed"),
             count=_number(data.get("count"), int, "The number of images") or 1,
+            include_prompt=data.get("include_prompt") == "on",
         )
     except (training.Refused, runtime.QueueUnavailable) as exc:
         messages.error(request, exc.message)

@@ -311,6 +311,8 @@ class Generation(models.Model):
     guidance = models.FloatField(default=7.0)
     seed = models.BigIntegerField()
     count = models.PositiveSmallIntegerField(default=1)
+    # The prompt goes into the images' signed credentials only when the creator says so.
+    include_prompt = models.BooleanField(default=False)
     post_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -64,6 +64,7 @@ def generation_start(
     guidance: float | None = None,
     seed: int | None = None,
     count: int = 1,
+    include_prompt: bool = False,
 ) -> Generation:
     """Queue images from a trained model. An empty seed gets a random one, always recorded."""
     from creator.ml.generate import MAX_IMAGES, SIZES, STYLES
@@ -100,6 +101,7 @@ def generation_start(
             guidance=guidance,
             seed=seed,
             count=count,
+            include_prompt=include_prompt,
         )
         generation.task = services.task_start(
             owner=user,
@@ -281,6 +283,7 @@ def generation_run(*, generation: Generation, progress) -> list:
                 base_model=model.base_model,
                 lora_sha256=model.lora_sha256,
                 consent_id=model.consent_id,
+                prompt_in_credentials=generation.include_prompt,
             )
         )
     generation.post_ids = [str(p.pk) for p in posts]

@@ -192,9 +192,11 @@ def _post_context(request, post: Post, *, owner_view=False, token: str = "") -> 
         "verify_url": "https://contentcredentials.org/verify?source="
         + quote(_absolute(original), safe=""),
         "signer": identity.subject,
-        "share_url": _absolute(reverse("shared_post", args=[post.share_token]))
-        if post.share_token
-        else "",
+        "share_url": (
+            request.build_absolute_uri(reverse("shared_post", args=[post.share_token]))
+            if post.share_token
+            else ""
+        ),
     }
 
 

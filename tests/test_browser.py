@@ -203,3 +203,43 @@ def test_train_a_model_and_generate_through_the_real_pages(live_server, page, wo
     page.wait_for_url("**/gallery/posts/*/")
     assert "reading in a café" in page.content()
     assert Post.objects.filter(owner=user, visibility="draft").count() == 2
+
+
+def test_publish_share_open_logged_out_and_revoke(
+    live_server, browser, page, settings, tmp_path, private_media
+):
+    from gallery import signing
+    from gallery.services import post_create
+    from tests import images
+
+    settings.C2PA_KEYS_DIR = tmp_path / "keys"
+    signing.reset()
+    user = User.objects.create_user("iris", "iris@example.com", PASSWORD)
+    post = post_create(
+        owner=user, image=images.astronaut_variant(4), prompt="@me at sea", seed=1,
+        generation_settings={}, model_name="Iris · model 1", base_model="builtin:tiny",
+    )  # fmt: skip
+    log_in(page, live_server, "iris")
+
+    page.goto(f"{live_server.url}/gallery/posts/{post.pk}/")
+    page.fill("#id_caption", "A day at sea")
+    page.click("text=Save caption")
+    page.click("button:has-text('Publish')")
+    assert "Published" in page.locator(".messages").inner_text()
+    page.click("text=Make an unlisted link")
+    link = page.locator("input[aria-label='Share link']").input_value()
+
+    visitor = browser.new_context().new_page()
+    visitor.goto(link)
+    assert visitor.locator(".ai-badge").first.inner_text() == "AI-generated"
+    panel = visitor.locator("#credentials").inner_text()
+    assert "AI-generated with Candor from @iris's personal model" in panel
+    assert "A day at sea" in visitor.content()
+    visitor.goto(f"{live_server.url}/@iris")
+    assert visitor.locator(".post").count() == 1
+
+    page.click("text=Revoke the link")
+    response = visitor.goto(link)
+    assert response.status == 404
+    visitor.context.close()
+    signing.reset()

@@ -14,7 +14,7 @@ from PIL import Image
 from gallery import signing
 from gallery.models import Credential
 from gallery.provenance import c2pa, keys, watermark
-from gallery.provenance.manifest import ImageFacts
+from gallery.provenance.manifest import ImageFacts, manifest_definition
 from gallery.provenance.pipeline import mark
 from gallery.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
 from gallery.services import post_create
@@ -211,3 +211,37 @@ def test_the_identity_command_shows_exports_and_rotates(instance_keys, tmp_path,
     assert (tmp_path / "out" / "trust-anchor.pem").read_bytes() == signing.identity().root_pem
     call_command("signing_identity", "rotate")
     assert capsys.readouterr().out.split("sha256:")[1] != first.split("sha256:")[1]
+
+
+def test_the_prompt_is_in_the_credentials_only_when_the_creator_opts_in(
+    alice, private_media, instance_keys
+):
+    def manifest_parameters(**extra):
+        post = post_create(
+            owner=alice, image=images.astronaut_variant(1), prompt="@me in Paris", seed=5,
+            generation_settings={}, model_name="m", base_model="builtin:tiny", **extra,
+        )  # fmt: skip
+        result = c2pa.read(post.image.read(), trust_anchors_pem=signing.trust_anchors_pem())
+        return c2pa.assertion(result.manifest, "c2pa.actions")["actions"][0]["parameters"]
+
+    assert "prompt" not in manifest_parameters()
+    assert manifest_parameters(prompt_in_credentials=True)["prompt"] == "@me in Paris"
+
+
+def test_an_operator_certificate_chain_is_used_when_configured(settings, tmp_path):
+    theirs = keys.identity_create(tmp_path / "theirs", instance_name="Operator CA")
+    settings.C2PA_CERT_CHAIN_FILE = str(tmp_path / "theirs" / "signer.pem")
+    settings.C2PA_PRIVATE_KEY_FILE = str(tmp_path / "theirs" / "signer.key")
+    signing.reset()
+    try:
+        assert signing.identity().source == "operator"
+        assert signing.identity().fingerprint == theirs.fingerprint
+        jpeg = images.encode(images.astronaut_variant(0))
+        data = signing.signer().sign(jpeg, "image/jpeg", manifest_definition(facts()))
+        assert c2pa.read(data, trust_anchors_pem=theirs.root_pem).state == "Trusted"
+        settings.C2PA_PRIVATE_KEY_FILE = str(tmp_path / "theirs" / "root.key")
+        signing.reset()
+        with pytest.raises(Exception, match="does not belong"):
+            signing.identity()
+    finally:
+        signing.reset()
