@@ -218,6 +218,7 @@ C2PA_CERT_CHAIN_FILE = envstr("C2PA_CERT_CHAIN_FILE")
 C2PA_PRIVATE_KEY_FILE = envstr("C2PA_PRIVATE_KEY_FILE")
 C2PA_TRUST_ANCHORS_FILE = envstr("C2PA_TRUST_ANCHORS_FILE")
 C2PA_TSA_URL = envstr("C2PA_TSA_URL")
+VERIFY_RATE_LIMIT = envint("VERIFY_RATE_LIMIT", 30, minimum=1)  # per client address per minute
 
 LOGGING = {
     "version": 1,

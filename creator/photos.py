@@ -16,6 +16,7 @@ from django.conf import settings
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from gallery.provenance.phash import hamming, phash
+from gallery.provenance.sniff import declared_size, sniff
 
 __all__ = ["PhotoRejected", "hamming", "phash", "photo_read"]
 
@@ -67,39 +68,6 @@ class NormalisedPhoto:
     phash: str  # 64-bit perceptual hash, hex
 
 
-def _sniff(data: bytes) -> str:
-    """The real type from the first bytes, never from the name."""
-    head = data[:64]
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in {
-        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
-    }:  # fmt: skip
-        return "heif"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return "avif"
-    if head.startswith(b"BM"):
-        return "bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
-        return "svg"
-    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
-        return "html"
-    try:
-        data[:1024].decode("utf-8")
-    except UnicodeDecodeError:
-        return "unknown"
-    return "text"
-
-
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any mode to 8-bit sRGB, with transparency flattened onto white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -136,7 +104,7 @@ def photo_read(data: bytes) -> NormalisedPhoto:
                 size=f"{len(data) / 1e6:.1f}", limit=f"{settings.PHOTO_MAX_BYTES / 1e6:g}"
             )
         )
-    kind = _sniff(data)
+    kind = sniff(data)
     if kind == "svg":
         raise PhotoRejected(SVG)
     if kind in ("html", "text"):
@@ -152,7 +120,7 @@ def photo_read(data: bytes) -> NormalisedPhoto:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise PhotoRejected(DAMAGED) from None
     except Image.DecompressionBombError:
-        raise PhotoRejected(_too_many_pixels(*_declared_size(data))) from None
+        raise PhotoRejected(_too_many_pixels(*declared_size(data))) from None
     width, height = image.size
     # Refuse bombs from the declared size, before a single pixel is decoded.
     if width * height > settings.PHOTO_MAX_PIXELS:
@@ -186,13 +154,6 @@ def _encode(rgb: Image.Image) -> NormalisedPhoto:
     return NormalisedPhoto(
         image=rgb, jpeg=jpeg, sha256=hashlib.sha256(jpeg).hexdigest(), phash=phash(rgb)
     )
-
-
-def _declared_size(data: bytes) -> tuple[int, int]:
-    """Width and height from a PNG header without opening it (Pillow refuses huge ones)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return (0, 0)
 
 
 def _too_many_pixels(width: int, height: int) -> str:

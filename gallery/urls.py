@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from gallery import views
+from gallery import verify_views, views
 
 VARIANT = "<str:variant>.<str:ext>"
 
@@ -24,4 +24,7 @@ urlpatterns = [
         f"g/<str:token>/<uuid:pk>/{VARIANT}", views.shared_gallery_file, name="shared_gallery_file"
     ),
     path("credentials/trust-anchor.pem", views.trust_anchor, name="trust_anchor"),
+    path("verify/", verify_views.verify_page, name="verify_page"),
+    path("verify/c/<uuid:uuid>/", verify_views.verify_shared, name="verify_shared"),
+    path("api/verify", verify_views.verify_api, name="verify_api"),
 ]
