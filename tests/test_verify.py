@@ -73,14 +73,17 @@ def test_a_tampered_image_names_what_changed(db):
 def test_the_url_inside_an_uploaded_file_is_never_fetched(db):
     """libpng-test_with_url.png names http://localhost:5000/...; nothing may connect there."""
     connections = []
-    try:
-        listener = socket.create_server(("127.0.0.1", 5000))
-    except OSError:
-        pytest.fail("port 5000 is busy; this test needs it to watch for the request")
-    listener.settimeout(0.2)
+    listeners = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            listeners.append(socket.create_server((host, 5000), family=family))
+        except OSError as exc:
+            if family == socket.AF_INET:
+                pytest.fail(f"port 5000 is busy ({exc}); this test needs it to watch for requests")
     stop = threading.Event()
 
-    def watch():
+    def watch(listener):
+        listener.settimeout(0.2)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
@@ -88,14 +91,17 @@ def test_the_url_inside_an_uploaded_file_is_never_fetched(db):
             except TimeoutError:
                 continue
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    watchers = [threading.Thread(target=watch, args=(ln,), daemon=True) for ln in listeners]
+    for watcher in watchers:
+        watcher.start()
     try:
         result = check((C2PA / "libpng-test_with_url.png").read_bytes(), "x.png")
     finally:
         stop.set()
-        watcher.join()
-        listener.close()
+        for watcher in watchers:
+            watcher.join()
+        for listener in listeners:
+            listener.close()
     assert connections == []
     assert result["verdict"] == verify.UNREADABLE
 
