@@ -2,11 +2,11 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from config.files import stored_file_response
 from creator import runtime, services, training
 from creator.ml.generate import MAX_IMAGES, SIZES, STYLES
 from creator.models import PersonalModel, Subject
@@ -70,12 +70,8 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def model_sample(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     model = _get_model_for_user(request, pk)
     samples = (model.task.details.get("samples", []) if model.task else []) or []
-    name = next((s["name"] for s in samples if s["step"] == step), None)
-    if name is None or not default_storage.exists(name):
-        raise Http404("No such sample.")
-    response = FileResponse(default_storage.open(name), content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    name = next((s["name"] for s in samples if s["step"] == step), "")
+    return stored_file_response(name, content_type="image/png")
 
 
 def _number(raw: str, kind, field: str):

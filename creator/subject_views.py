@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config import ratelimit
+from config.files import stored_file_response
 from creator import photos, runtime, selectors, subjects
 from creator.models import Consent, ReferencePhoto, Subject
 
@@ -127,16 +127,7 @@ def photo_file(request: HttpRequest, pk: int, photo_pk: int, variant: str) -> Ht
 
 
 def _serve(file) -> FileResponse:
-    if not file:
-        raise Http404("No such file.")
-    try:
-        handle = default_storage.open(file.name)
-    except FileNotFoundError:
-        raise Http404("No such file.") from None
-    response = FileResponse(handle, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return stored_file_response(file.name if file else "", content_type="image/jpeg")
 
 
 @login_required

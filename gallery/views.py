@@ -4,12 +4,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from config.files import stored_file_response
 from gallery import selectors, services, signing
 from gallery.models import GalleryShare, Post
 
@@ -52,21 +52,15 @@ def _serve(post: Post, variant: str, *, public: bool, download: bool = False) ->
     """The signed bytes exactly as stored: downloading keeps the credentials intact."""
     field = VARIANT_FIELDS.get(variant)
     file = getattr(post, field) if field else None
-    if not file:
-        raise Http404("No such image.")
-    try:
-        handle = default_storage.open(file.name)
-    except FileNotFoundError:
-        raise Http404("No such image.") from None
-    ext = file.name.rsplit(".", 1)[-1]
-    response = FileResponse(
-        handle,
+    name = file.name if file else ""
+    ext = name.rsplit(".", 1)[-1]
+    response = stored_file_response(
+        name,
         content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
-        as_attachment=download,
-        filename=f"candor-{str(post.pk)[:8]}-{variant}.{ext}",
+        # Files never change once made (a new post makes new files), so caches may keep them.
+        cache_control=f"{'public' if public else 'private'}, max-age={YEAR}, immutable",
+        download_name=f"candor-{str(post.pk)[:8]}-{variant}.{ext}" if download else "",
     )
-    # Files never change once made (a new post makes new files), so caches may keep them.
-    response["Cache-Control"] = f"{'public' if public else 'private'}, max-age={YEAR}, immutable"
     if public:
         response["Access-Control-Allow-Origin"] = "*"  # verifiers fetch originals cross-origin
     return response
