@@ -57,6 +57,8 @@ class ReadResult:
 
 def reader_settings(trust_anchors_pem: bytes = b"") -> str:
     settings = dict(BASE_SETTINGS)
+    # Belt and braces: even if a fetch were switched on, no host may be contacted.
+    settings["core"] = {"allowed_network_hosts": [], "allow_redirects": False}
     if trust_anchors_pem:
         settings["trust"] = {"trust_anchors": trust_anchors_pem.decode()}
     return json.dumps(settings)
