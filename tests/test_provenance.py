@@ -245,3 +245,15 @@ def test_an_operator_certificate_chain_is_used_when_configured(settings, tmp_pat
             signing.identity()
     finally:
         signing.reset()
+
+
+def _identity_in_a_process(folder: str) -> str:
+    return keys.identity_load_or_create(folder, instance_name="Race").fingerprint
+
+
+def test_processes_starting_together_make_one_identity(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        prints = set(pool.map(_identity_in_a_process, [str(tmp_path / "keys")] * 8))
+    assert len(prints) == 1

@@ -62,10 +62,11 @@ def _name(common_name: str, organisation: str) -> x509.Name:
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write atomically: a reader sees the old file or the whole new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.replace(tmp, path)
@@ -148,8 +149,9 @@ def identity_create(folder: Path, *, instance_name: str) -> Identity:
     folder = Path(folder)
     _write_private(folder / "root.key", _pem_key(root_key))
     _write_private(folder / "signer.key", _pem_key(leaf_key))
-    (folder / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    (folder / "signer.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    _write_private(folder / "root.pem", root.public_bytes(serialization.Encoding.PEM), 0o644)
+    # Written last: its presence means the whole identity is there.
+    _write_private(folder / "signer.pem", leaf.public_bytes(serialization.Encoding.PEM), 0o644)
     return identity_load(folder)
 
 
@@ -164,9 +166,19 @@ def identity_load(folder: Path) -> Identity:
 
 
 def identity_load_or_create(folder: Path, *, instance_name: str) -> Identity:
-    if (Path(folder) / "signer.pem").exists():
+    """Load the identity, making it first if there is none. Web and worker processes may both
+    get here on a fresh install: a lock makes sure only one identity is ever made."""
+    import fcntl
+
+    folder = Path(folder)
+    if (folder / "signer.pem").exists():
         return identity_load(folder)
-    return identity_create(folder, instance_name=instance_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "signer.pem").exists():
+            return identity_load(folder)
+        return identity_create(folder, instance_name=instance_name)
 
 
 def operator_identity(chain_pem: bytes, key_pem: bytes, anchors_pem: bytes = b"") -> Identity:

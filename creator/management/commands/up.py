@@ -82,6 +82,8 @@ class Command(BaseCommand):
         self._run_step(
             env, "Collecting static files", "collectstatic", "--noinput", "--clear", "-v", "0"
         )
+        # Made now, once, before web and worker processes could race to make it.
+        self._run_step(env, "Preparing the signing identity", "signing_identity", "show")
         queues = list(settings.JOB_QUEUES)
         # SIGKILL on our death: a warm shutdown would wait for a training run to finish, and an
         # orphaned worker is worse than a job the reconciler marks as interrupted.
