@@ -186,7 +186,11 @@ def verify_bytes(data: bytes) -> Verdict:
         details = _manifest_details(result.manifest)
         if result.state == "Invalid":
             codes = [code for code in result.failure_codes if code]
-            words = [FAILURE_WORDS.get(code, code) for code in codes] or ["it no longer validates"]
+            # An unknown signer is not a change; it is reported, but not as what was tampered with.
+            changed = [code for code in codes if not code.endswith(".untrusted")]
+            words = [FAILURE_WORDS.get(code, code) for code in changed] or [
+                "it no longer validates"
+            ]
             details["failures"] = codes
             return Verdict(TAMPERED, details=details, why="; ".join(dict.fromkeys(words)))
         candor = c2pa.assertion(result.manifest, "org.candor.provenance") or {}

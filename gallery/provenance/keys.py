@@ -42,7 +42,16 @@ class Identity:
 
     @property
     def subject(self) -> str:
-        return self.leaf.subject.rfc4514_string()
+        """The signer as people read it: its common name (and organisation)."""
+        name = self.leaf.subject
+        common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        organisation = name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        if not common:
+            return name.rfc4514_string()
+        text = str(common[0].value)
+        if organisation and str(organisation[0].value) not in text:
+            text += f" ({organisation[0].value})"
+        return text
 
     @property
     def issuer(self) -> str:
