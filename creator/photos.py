@@ -15,6 +15,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from config.refusal import Refusal
 from gallery.provenance.phash import hamming, phash
 from gallery.provenance.sniff import declared_size, sniff
 
@@ -54,10 +55,8 @@ DAMAGED = (
 )
 
 
-class PhotoRejected(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class PhotoRejected(Refusal):
+    """A file that can't be a reference photo, and why."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from config.refusal import Refusal
 from creator.models import Task
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,9 @@ class JobError(Exception):
     """Raised by a job with a message that is safe and useful to show the creator."""
 
 
-class QueueUnavailable(Exception):
+class QueueUnavailable(Refusal):
     def __init__(self, message: str = QUEUE_UNAVAILABLE):
         super().__init__(message)
-        self.message = message
 
 
 def worker_alive_ttl() -> float:

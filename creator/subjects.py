@@ -18,6 +18,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from PIL import Image
 
+from config.refusal import Refusal
 from creator import photos, services
 from creator.ml import faces
 from creator.models import Consent, PersonalModel, ReferencePhoto, Subject, Task, User
@@ -320,10 +321,8 @@ def subject_identity_refresh(*, subject: Subject) -> None:
 # --- consent ---------------------------------------------------------------------------------
 
 
-class ConsentRefused(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class ConsentRefused(Refusal):
+    """A selfie or a consent link that can't give consent, and why."""
 
 
 def _hash_token(token: str) -> str:

@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import transaction
 
+from config.refusal import Refusal
 from creator import services, subjects
 from creator.models import Consent, Generation, PersonalModel, Subject, User
 
@@ -19,10 +20,8 @@ CONSENT_GONE = (
 EMPTY_PROMPT = "Describe the image you want."
 
 
-class Refused(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class Refused(Refusal):
+    """A training or generation request that can't be queued, and why."""
 
 
 def training_start(*, subject: Subject) -> PersonalModel:

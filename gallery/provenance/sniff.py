@@ -7,13 +7,13 @@ import io
 
 from PIL import Image
 
+from config.refusal import Refusal
+
 IMAGE_KINDS = {"jpeg", "png", "webp", "heif", "avif", "gif", "tiff", "bmp"}
 
 
-class ImageRejected(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class ImageRejected(Refusal):
+    """An upload that isn't an image this site will open, and why."""
 
 
 def sniff(data: bytes) -> str:
