@@ -205,3 +205,15 @@ def test_private_objects_use_uuids_and_tokens_not_sequential_ids(post):
 def test_an_unknown_profile_is_a_404(db, anonymous):
     assert anonymous.get("/@nobody_here").status_code == 404
     assert Client().get("/@alice").status_code == 404  # no such user in this test
+
+
+def test_another_creator_cannot_revoke_a_gallery_link(alice_client, bob_client, anonymous):
+    alice_client.post(reverse("gallery_share"))
+    share = GalleryShare.objects.get()
+    assert bob_client.post(reverse("gallery_share_revoke", args=[share.pk])).status_code == 404
+    assert anonymous.get(reverse("shared_gallery", args=[share.token])).status_code == 200
+
+
+def test_an_unknown_share_token_is_a_404(db, anonymous):
+    assert anonymous.get(reverse("shared_post", args=["no-such-token"])).status_code == 404
+    assert anonymous.get(reverse("shared_gallery", args=["no-such-token"])).status_code == 404
