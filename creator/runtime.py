@@ -58,8 +58,13 @@ class QueueUnavailable(Refusal):
         super().__init__(message)
 
 
+# However fast the beat, a worker counts as gone only after this long without one: C code that
+# holds the GIL (building or loading a model) can keep the heartbeat thread waiting for seconds.
+MIN_ALIVE_TTL = 10.0
+
+
 def worker_alive_ttl() -> float:
-    return 3 * settings.WORKER_HEARTBEAT_SECONDS
+    return max(3 * settings.WORKER_HEARTBEAT_SECONDS, MIN_ALIVE_TTL)
 
 
 class Progress:

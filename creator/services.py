@@ -176,8 +176,10 @@ def _diagnose(task: Task, connection) -> tuple[str, str] | None:
     if rq_status == JobStatus.FINISHED:
         return Status.FAILED, runtime.JOB_ENDED_SILENTLY
     if task.status == Status.RUNNING and task.worker_name:
-        # Our worker refreshes this key from a thread, even while a job holds its main thread.
-        if not connection.exists(runtime.ALIVE_KEY.format(task.worker_name)):
+        # Our worker refreshes this key from a thread, even while a job holds its main thread;
+        # a progress write within the same span is proof of life too.
+        recent = timezone.now() - task.updated_at < timedelta(seconds=runtime.worker_alive_ttl())
+        if not recent and not connection.exists(runtime.ALIVE_KEY.format(task.worker_name)):
             return Status.FAILED, runtime.WORKER_DIED
     return None
 

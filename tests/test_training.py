@@ -251,6 +251,6 @@ def wait_for_status_via_page(client, task: Task) -> Task:
     def failed():
         return client.get(reverse("task_status", args=[task.pk])).json()["status"] == "failed"
 
-    wait_for(failed, timeout=15, interval=0.2, what="the killed run to be failed")
+    wait_for(failed, timeout=30, interval=0.2, what="the killed run to be failed")
     task.refresh_from_db()
     return task
