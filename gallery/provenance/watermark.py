@@ -28,6 +28,7 @@ MIN_SIDE = 256
 _k = np.arange(BLOCK)
 _DCT = np.sqrt(2 / BLOCK) * np.cos(np.pi * (2 * _k[None, :] + 1) * _k[:, None] / (2 * BLOCK))
 _DCT[0] /= np.sqrt(2)
+_DCT = _DCT.astype(np.float32)
 
 
 def crc8(value: int) -> int:
@@ -95,8 +96,10 @@ def _top_singular(dct: np.ndarray):
 
 def embed(image: Image.Image, watermark_id: int) -> Image.Image:
     """The image with the id woven into its colour (RGB in, RGB out; same size)."""
-    bits = np.array(payload_bits(watermark_id), dtype=np.float64)
-    ycc = np.asarray(image.convert("RGB").convert("YCbCr"), dtype=np.float64).copy()
+    bits = np.array(payload_bits(watermark_id), dtype=np.float32)
+    # float32 throughout: half the memory traffic of float64, and far more precision than the
+    # 8-bit pixels that come out.
+    ycc = np.asarray(image.convert("RGB").convert("YCbCr"), dtype=np.float32).copy()
     for channel in (1, 2):
         low = _haar_low(ycc[:, :, channel])
         blocks, shape = _blocks(low)
@@ -119,7 +122,7 @@ def read_bits(image: Image.Image) -> np.ndarray:
 
     A block votes by where its singular value sits between the two quantisation points (0.25
     and 0.75 of a step), so blocks that JPEG pushed near the middle count for little."""
-    ycc = np.asarray(image.convert("RGB").convert("YCbCr"), dtype=np.float64)
+    ycc = np.asarray(image.convert("RGB").convert("YCbCr"), dtype=np.float32)
     votes = np.zeros(PAYLOAD_BITS)
     counts = np.zeros(PAYLOAD_BITS)
     for channel in (1, 2):
