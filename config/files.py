@@ -1,7 +1,25 @@
 """Serving stored files through views (nothing in private storage has a public URL)."""
 
+import logging
+
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.http import FileResponse, Http404
+
+log = logging.getLogger(__name__)
+
+
+def delete_files_on_commit(names: list[str]) -> None:
+    """Delete stored files once the transaction that removed their rows commits."""
+
+    def delete():
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                log.exception("Could not delete %s", name)
+
+    transaction.on_commit(delete)
 
 
 def stored_file_response(

@@ -4,7 +4,6 @@ No Django imports: `up` and the test suite both use this before or outside Djang
 """
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -101,13 +100,3 @@ def start_redis(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen
                     f"redis-server did not answer on {socket_path} in {timeout}s"
                 ) from None
             time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,6 +18,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from PIL import Image
 
+from config.files import delete_files_on_commit
 from config.refusal import Refusal
 from creator import photos, services
 from creator.ml import faces
@@ -486,26 +487,15 @@ def consent_revoke(*, subject: Subject, by: str) -> int:
 # --- files follow their rows -----------------------------------------------------------------
 
 
-def _delete_files_on_commit(names: list[str]) -> None:
-    def delete():
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                log.exception("Could not delete %s", name)
-
-    transaction.on_commit(delete)
-
-
 @receiver(post_delete, sender=ReferencePhoto)
 def _photo_files_deleted(sender, instance: ReferencePhoto, **kwargs):
-    _delete_files_on_commit([f.name for f in instance.files])
+    delete_files_on_commit([f.name for f in instance.files])
 
 
 @receiver(post_delete, sender=PersonalModel)
 def _model_files_deleted(sender, instance: PersonalModel, **kwargs):
     if instance.lora:
-        _delete_files_on_commit([instance.lora.name])
+        delete_files_on_commit([instance.lora.name])
 
 
 @receiver(pre_delete, sender=Subject)

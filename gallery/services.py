@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from config.files import delete_files_on_commit
 from gallery import signing
 from gallery.models import Credential, GalleryShare, Post
 from gallery.provenance.manifest import ImageFacts
@@ -212,10 +213,4 @@ def credentials_mark_consent_revoked(*, consent_id: int) -> int:
 
 @receiver(post_delete, sender=Post)
 def _post_files_deleted(sender, instance: Post, **kwargs):
-    names = [f.name for f in instance.files]
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
-
-
-def stored_bytes(name: str) -> bytes:
-    with default_storage.open(name) as handle:
-        return handle.read()
+    delete_files_on_commit([f.name for f in instance.files])
