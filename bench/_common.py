@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The public-domain astronaut photo the tests use too (tests/fixtures/SOURCES.md).
+ASTRONAUT = ROOT / "tests" / "fixtures" / "faces" / "skimage_astronaut.png"
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -51,14 +54,32 @@ def run_child(args: list[str], env: dict | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def training_images(folder: Path, count: int) -> list[Path]:
-    """Distinct photos of one face, made from the public-domain astronaut image."""
-    from tests.images import astronaut_variant
+def astronaut():
+    from PIL import Image
 
+    return Image.open(ASTRONAUT).convert("RGB")
+
+
+def astronaut_photo(i: int):
+    """A distinct 512² photo of one face: crop, rotation and colour drawn from seed `i`."""
+    from PIL import Image, ImageEnhance
+
+    rng = random.Random(i)
+    x, y = rng.randint(0, 60), rng.randint(0, 60)
+    side = rng.randint(400, 512 - max(x, y))
+    image = astronaut().crop((x, y, x + side, y + side))
+    image = image.rotate(rng.uniform(-8, 8), resample=Image.Resampling.BICUBIC)
+    image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.85, 1.15))
+    return image.resize((512, 512), Image.Resampling.LANCZOS)
+
+
+def training_images(folder: Path, count: int) -> list[Path]:
+    """Distinct photos of one face, written as JPEG files for a trainer to read."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
         path = folder / f"face{i}.jpg"
-        astronaut_variant(i).save(path, quality=95)
+        astronaut_photo(i).save(path, quality=95)
         paths.append(path)
     return paths

@@ -53,10 +53,15 @@ def main() -> None:
     from django.core.files.storage import default_storage
     from django.core.management import call_command
 
-    from creator import engine, training
-    from creator.ml.generate import GenerationRequest, LoraRef, full_prompt
-    from creator.ml.train import TrainConfig, train_lora
-    from creator.models import Consent, PersonalModel, Subject, Task, User
+    from creator.accounts.models import User
+    from creator.engine.generate import GenerationRequest, LoraRef
+    from creator.engine.options import full_prompt
+    from creator.engine.train import TrainConfig, train_lora
+    from creator.jobs.models import Task
+    from creator.likeness.models import Consent, Subject
+    from creator.studio import pipelines
+    from creator.studio.models import PersonalModel
+    from creator.studio.services import generation_start
 
     call_command("migrate", verbosity=0)
     user = User.objects.create_user("bench", "bench@example.com", "bench bench bench 1")
@@ -67,7 +72,7 @@ def main() -> None:
     for n in range(args.loras):
         result = train_lora(
             TrainConfig(resolution=64, steps=4, checkpoint_every=4, sample_steps=2, seed=n),
-            pipe=engine.load_base_pipeline(),
+            pipe=pipelines.load_base_pipeline(),
             base_id="builtin:tiny",
             images=images,
             out_dir=work / f"lora{n}",
@@ -93,7 +98,7 @@ def main() -> None:
     )
     try:
         generations = [
-            training.generation_start(
+            generation_start(
                 model=models[i % len(models)],
                 user=user,
                 prompt="portrait",
@@ -121,12 +126,12 @@ def main() -> None:
     adapter_loads = max(t.details.get("adapter_loads", 0) for t in tasks)
 
     # The same work as bare pipeline calls, warm, in this process.
-    pipe = engine.load_base_pipeline()
+    pipe = pipelines.load_base_pipeline()
     import torch
 
     for model in models:
         pipe.load_lora_weights(
-            str(engine.local_path(model.lora.name)), adapter_name=model.lora_sha256
+            str(pipelines.local_path(model.lora.name)), adapter_name=model.lora_sha256
         )
     bare_seconds = []
     for generation in generations:

@@ -48,7 +48,7 @@ def build_sd15(folder: Path, dtype):
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from creator.ml.tiny import _write_tokenizer
+    from creator.engine.tiny import _write_tokenizer
 
     _write_tokenizer(folder / "tok")
     tokenizer = CLIPTokenizer(
@@ -92,8 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/gpu.py needs a CUDA GPU.")
-    from creator.ml.device import Placement
-    from creator.ml.train import TrainConfig, train_lora
+    from creator.engine.device import Placement
+    from creator.engine.train import TrainConfig, train_lora
 
     rows, figures = [], {"gpu": torch.cuda.get_device_name(0)}
     with tempfile.TemporaryDirectory() as tmp:

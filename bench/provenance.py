@@ -13,14 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, median, table
+from _common import astronaut, emit, median, table
 
 from gallery.provenance import keys, watermark
 from gallery.provenance.c2pa import Signer
 from gallery.provenance.manifest import ImageFacts, manifest_definition
 from gallery.provenance.pipeline import mark
 from gallery.provenance.xmp import encode_with_xmp, xmp_packet
-from tests.images import astronaut
 
 RUNS = 5
 # 25 steps at ~32 it/s plus the VAE decode: the anchor for SD 1.5 on an A100, until
@@ -41,8 +40,8 @@ def timed(fn) -> float:
 def generation_ms(side: int) -> float:
     import torch
 
-    from creator.ml import models
-    from creator.ml.device import placement
+    from creator.engine import base_models as models
+    from creator.engine.device import placement
 
     with tempfile.TemporaryDirectory() as tmp:
         pipe = models.load_pipeline(models.resolve("builtin:tiny", Path(tmp)), placement())

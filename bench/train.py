@@ -22,14 +22,14 @@ WARMUP = 5
 
 
 def _pipe(cache: Path):
-    from creator.ml import models
-    from creator.ml.device import placement
+    from creator.engine import base_models as models
+    from creator.engine.device import placement
 
     return models.load_pipeline(models.resolve("builtin:tiny", cache), placement())
 
 
 def run_ours(args, work: Path) -> dict:
-    from creator.ml.train import TrainConfig, train_lora
+    from creator.engine.train import TrainConfig, train_lora
 
     images = training_images(work / "images", args.images)
     pipe = _pipe(work / "models")
@@ -69,7 +69,7 @@ def run_naive(args, work: Path) -> dict:
     from diffusers import DDPMScheduler
     from peft import LoraConfig
 
-    from creator.ml.train import LORA_TARGETS
+    from creator.engine.train import LORA_TARGETS
 
     images = training_images(work / "images", args.images)
     pipe = _pipe(work / "models")

@@ -20,24 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, median, table
-from PIL import Image, ImageEnhance
-
-
-def candor_like(i: int) -> Image.Image:
-    """Distinct images of the public-domain astronaut: crop, rotation and colour from a seed."""
-    from tests.images import astronaut
-
-    rng = random.Random(i)
-    base = astronaut()
-    x, y = rng.randint(0, 60), rng.randint(0, 60)
-    side = rng.randint(400, 512 - max(x, y))
-    image = base.crop((x, y, x + side, y + side)).rotate(
-        rng.uniform(-8, 8), resample=Image.Resampling.BICUBIC
-    )
-    image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.85, 1.15))
-    return image.resize((512, 512), Image.Resampling.LANCZOS)
+from _common import ROOT, astronaut_photo, emit, median, table
+from PIL import Image
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
@@ -97,7 +81,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from creator.models import User
+    from creator.accounts.models import User
     from gallery.models import Credential
     from gallery.services import post_create
     from gallery.verify import RECOVERED_BY_SIMILARITY, RECOVERED_BY_WATERMARK, verify_bytes
@@ -109,7 +93,7 @@ def main() -> None:
         posts.append(
             post_create(
                 owner=user,
-                image=candor_like(i),
+                image=astronaut_photo(i),
                 prompt="p",
                 seed=i,
                 generation_settings={},
@@ -128,7 +112,7 @@ def main() -> None:
     # Latency through the API, 1024² JPEG.
     big = post_create(
         owner=user,
-        image=candor_like(999).resize((1024, 1024)),
+        image=astronaut_photo(999).resize((1024, 1024)),
         prompt="p",
         seed=1,
         generation_settings={},

@@ -16,11 +16,10 @@ import io
 import time
 
 import numpy as np
-from _common import emit, median, table
+from _common import astronaut, astronaut_photo, emit, median, table
 from PIL import Image
 
 from gallery.provenance import watermark as ours
-from tests.images import astronaut, astronaut_variant
 
 TRANSFORMS = {
     "jpeg90": lambda im: _jpeg(im, 90),
@@ -103,7 +102,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows, figures = [], {}
-    photos = [astronaut_variant(i) for i in range(8)]
+    photos = [astronaut_photo(i) for i in range(8)]
     for method in methods():
         enc512, dec512 = timing(method, 512)
         enc1024, dec1024 = timing(method, 1024)

@@ -1,12 +1,25 @@
-"""Serving stored files through views (nothing in private storage has a public URL)."""
+"""Stored files: random names, deletion after commit, and serving through views (nothing in
+private storage has a public URL)."""
 
 import logging
+import secrets
 
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import FileResponse, Http404
 
 log = logging.getLogger(__name__)
+
+
+def new_token() -> str:
+    """An unguessable token for a public link (share links, consent links)."""
+    return secrets.token_urlsafe(24)
+
+
+def private_name(prefix: str, owner_id: int, ext: str = "jpg") -> str:
+    """A storage name for an owner's file. Random: nothing about the person or the original
+    file name leaks into storage paths."""
+    return f"{prefix}/{owner_id}/{secrets.token_hex(16)}.{ext}"
 
 
 def delete_files_on_commit(names: list[str]) -> None:

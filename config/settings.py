@@ -40,7 +40,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_rq",
-    "creator",
+    "creator.accounts",
+    "creator.jobs",
+    "creator.likeness",
+    "creator.studio",
     "gallery",
 ]
 
@@ -87,8 +90,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_USER_MODEL = "creator.User"
-AUTHENTICATION_BACKENDS = ["creator.auth.HandleOrEmailBackend"]
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["creator.accounts.auth.HandleOrEmailBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "home"
@@ -229,4 +232,4 @@ LOGGING = {
     "loggers": {"rq.worker": {"level": "INFO"}},
 }
 
-RQ = {"WORKER_CLASS": "creator.worker.CandorWorker", "COMMIT_MODE": "on_db_commit"}
+RQ = {"WORKER_CLASS": "creator.jobs.worker.CandorWorker", "COMMIT_MODE": "on_db_commit"}

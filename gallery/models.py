@@ -4,15 +4,12 @@ The gallery never imports the creator app: it gets users through AUTH_USER_MODEL
 else (model names, hashes, the consent record's id) as plain values.
 """
 
-import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
 
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
+from config.files import new_token
 
 
 class Post(models.Model):
@@ -45,7 +42,7 @@ class Post(models.Model):
     model_name = models.CharField(max_length=120)
     base_model = models.CharField(max_length=300)
     lora_sha256 = models.CharField(max_length=64, blank=True)
-    consent_id = models.BigIntegerField(null=True, blank=True)  # creator.Consent, by value
+    consent_id = models.BigIntegerField(null=True, blank=True)  # likeness.Consent, by value
     share_token = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)

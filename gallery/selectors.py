@@ -21,3 +21,8 @@ def shared_gallery_posts(share: GalleryShare) -> QuerySet[Post]:
 
 def active_gallery_shares(user) -> QuerySet[GalleryShare]:
     return GalleryShare.objects.filter(owner=user, revoked_at=None)
+
+
+def posts_by_ids(user, ids) -> QuerySet[Post]:
+    """A creator's own posts among these ids (others' are left out)."""
+    return Post.objects.filter(owner=user, pk__in=list(ids))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from importlib import metadata
 
 from django.conf import settings
@@ -14,19 +13,15 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image
 
-from config.files import delete_files_on_commit
+from config.files import delete_files_on_commit, new_token, private_name
 from gallery import signing
 from gallery.models import Credential, GalleryShare, Post
 from gallery.provenance.manifest import ImageFacts
-from gallery.provenance.phash import phash
 from gallery.provenance.pipeline import mark
-
-DISPLAY_MAX, DISPLAY_MIN = 1024, 512
-THUMB_SIDE = 320
-PREVIEW_SIZE = (1200, 630)
-BADGE_TEXT = "AI-generated"
+from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS
+from imaging.phash import phash
 
 
 def software_version() -> str:
@@ -34,59 +29,6 @@ def software_version() -> str:
         return metadata.version("candor")
     except metadata.PackageNotFoundError:
         return "dev"
-
-
-def _display(image: Image.Image) -> Image.Image:
-    """Longest side between 512 and 1024: small model outputs are scaled up so they can carry
-    the watermark; the original keeps its own size."""
-    longest = max(image.size)
-    target = min(max(longest, DISPLAY_MIN), DISPLAY_MAX)
-    if target == longest:
-        return image.copy()
-    scale = target / longest
-    size = (round(image.width * scale), round(image.height * scale))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _thumb(image: Image.Image) -> Image.Image:
-    return ImageOps.fit(image, (THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-
-
-def _preview(image: Image.Image) -> Image.Image:
-    """The link-preview card: the image on a dark ground with the badge burned into a corner."""
-    card = Image.new("RGB", PREVIEW_SIZE, (24, 26, 30))
-    fitted = ImageOps.contain(image, PREVIEW_SIZE, Image.Resampling.LANCZOS)
-    card.paste(
-        fitted, ((PREVIEW_SIZE[0] - fitted.width) // 2, (PREVIEW_SIZE[1] - fitted.height) // 2)
-    )
-    draw = ImageDraw.Draw(card)
-    font = ImageFont.load_default(size=34)
-    left, top, right, bottom = draw.textbbox((0, 0), BADGE_TEXT, font=font)
-    pad = 14
-    box = (
-        PREVIEW_SIZE[0] - (right - left) - 3 * pad,
-        PREVIEW_SIZE[1] - (bottom - top) - 3 * pad,
-        PREVIEW_SIZE[0] - pad,
-        PREVIEW_SIZE[1] - pad,
-    )
-    draw.rounded_rectangle(box, radius=8, fill=(0, 0, 0))
-    draw.text((box[0] + pad, box[1] + pad - top), BADGE_TEXT, font=font, fill=(255, 255, 255))
-    return card
-
-
-VARIANTS = (
-    # name, format, extension, how the pixels are made from the original
-    ("original", "PNG", "png", lambda image: image),
-    ("display", "JPEG", "jpg", _display),
-    ("thumb", "JPEG", "jpg", _thumb),
-    ("preview", "JPEG", "jpg", _preview),
-)
-FIELD_FOR_VARIANT = {
-    "original": "image",
-    "display": "display",
-    "thumb": "thumb",
-    "preview": "preview",
-}
 
 
 def post_create(
@@ -115,7 +57,6 @@ def post_create(
                 model_name=model_name, base_model=base_model, lora_sha256=lora_sha256,
                 consent_id=consent_id, prompt_in_credentials=prompt_in_credentials,
             )  # fmt: skip
-            stem = f"posts/{owner.pk}/{secrets.token_hex(12)}"
             for variant, fmt, ext, make in VARIANTS:
                 pixels = make(image)
                 credential = Credential.objects.create(
@@ -141,7 +82,9 @@ def post_create(
                 marked = mark(
                     pixels, fmt=fmt, facts=facts, signer=signer, watermark_id=credential.pk
                 )
-                name = default_storage.save(f"{stem}-{variant}.{ext}", ContentFile(marked.data))
+                name = default_storage.save(
+                    private_name("posts", owner.pk, ext), ContentFile(marked.data)
+                )
                 saved.append(name)
                 credential.sha256 = hashlib.sha256(marked.data).hexdigest()
                 credential.phash = phash(pixels)
@@ -181,7 +124,7 @@ def post_unpublish(*, post: Post) -> Post:
 def post_share_link(*, post: Post) -> str:
     """An unlisted link token for one post (made once, until revoked)."""
     if not post.share_token:
-        post.share_token = secrets.token_urlsafe(24)
+        post.share_token = new_token()
         post.save(update_fields=["share_token"])
     return post.share_token
 

@@ -15,8 +15,9 @@ from PIL import Image, UnidentifiedImageError
 from gallery import signing
 from gallery.models import Credential, Post
 from gallery.provenance import c2pa, watermark
-from gallery.provenance.phash import hamming, phash
-from gallery.provenance.sniff import ImageRejected, check_image_bytes
+from gallery.renditions import decode_sizes
+from imaging.phash import hamming, phash
+from imaging.sniff import ImageRejected, check_image_bytes
 
 SIGNED_BY_THIS_INSTANCE = "signed_by_this_instance"
 VALID_TRUSTED_SIGNER = "valid_trusted_signer"
@@ -164,16 +165,6 @@ def _from_credential(verdict: str, credential: Credential, extra: dict | None = 
     )
 
 
-def _candidate_sizes(image: Image.Image) -> list[tuple[int, int]]:
-    """The sizes Candor writes, for this image's shape: a resized copy decodes only there."""
-    w, h = image.size
-    sizes = [(512, 512), (1024, 1024), (320, 320), (1200, 630)]
-    for longest in (512, 1024):
-        scale = longest / max(w, h)
-        sizes.append((round(w * scale), round(h * scale)))
-    return list(dict.fromkeys(sizes))
-
-
 def verify_bytes(data: bytes) -> Verdict:
     """The verdict for an uploaded image. Raises ImageRejected for bad input (nothing stored)."""
     kind = check_image_bytes(
@@ -212,7 +203,7 @@ def verify_bytes(data: bytes) -> Verdict:
         image = image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageRejected(f"This {kind.upper()} file could not be decoded.") from None
-    found = watermark.detect_rescaled(image, _candidate_sizes(image))
+    found = watermark.detect_rescaled(image, decode_sizes(image.size))
     if found is not None:
         credential = Credential.objects.select_related("post").filter(pk=found).first()
         if credential is not None:

@@ -8,8 +8,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config import ratelimit
 from gallery.models import Credential
-from gallery.provenance.sniff import ImageRejected
 from gallery.verify import RECOVERED_BY_WATERMARK, Verdict, _from_credential, verify_bytes
+from imaging.sniff import ImageRejected, too_large
 
 NO_IMAGE = "Choose an image to verify."
 TOO_MANY = "Too many verifications from your network. Please wait a minute and try again."
@@ -29,8 +29,7 @@ def _check(request: HttpRequest) -> tuple[Verdict | None, str, int]:
     if upload is None:
         return None, NO_IMAGE, 400
     if upload.size > settings.PHOTO_MAX_BYTES:
-        limit = f"{settings.PHOTO_MAX_BYTES / 1e6:g}"
-        return None, f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit} MB.", 413
+        return None, too_large(upload.size, settings.PHOTO_MAX_BYTES), 413
     try:
         return verify_bytes(upload.read()), "", 200
     except ImageRejected as exc:

@@ -19,7 +19,8 @@ from django.db import connection
 from django.test import Client
 
 from config import processes
-from creator.models import Task, User
+from creator.accounts.models import User
+from creator.jobs.models import Task
 
 # Playwright's sync API runs an event loop in the main thread; live_server's ORM use is safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -51,20 +52,18 @@ def redis_url(tmp_path_factory):
     processes.stop(proc)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _point_queues_at_test_redis(redis_url):
-    for queue in settings.RQ_QUEUES.values():
-        queue["URL"] = redis_url
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _shared_model_cache(tmp_path_factory):
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory) -> Path:
     # The tiny base model is built once per test session, not once per test.
-    settings.MODEL_CACHE_DIR = tmp_path_factory.mktemp("model-cache")
+    return tmp_path_factory.mktemp("model-cache")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_password_hashing():
+@pytest.fixture(autouse=True)
+def _test_settings(settings, redis_url, model_cache_dir):
+    settings.RQ_QUEUES = {
+        name: {**queue, "URL": redis_url} for name, queue in settings.RQ_QUEUES.items()
+    }
+    settings.MODEL_CACHE_DIR = model_cache_dir
     # PBKDF2 costs ~0.3 s per hash on a small CPU; tests check behaviour, not the hash strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -284,7 +283,7 @@ def upload_files(client: Client, subject, files: dict[str, bytes]):
 
 def run_photo_checks() -> None:
     """Run queued photo-check jobs in this process (the job code a worker runs)."""
-    from creator import jobs
+    from creator.likeness import jobs
 
     for task in Task.objects.filter(kind="photo_check", status=Task.Status.QUEUED):
         with committing():
@@ -293,7 +292,7 @@ def run_photo_checks() -> None:
 
 @pytest.fixture
 def alice_subject(alice):
-    from creator.models import Subject
+    from creator.likeness.models import Subject
 
     return Subject.objects.create(owner=alice, kind=Subject.Kind.SELF, name="Alice")
 

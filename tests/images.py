@@ -1,4 +1,5 @@
-"""Test images, made from the shared fixtures with Pillow (nothing here is shipped)."""
+"""Test images: the fixtures in tests/fixtures/ (see SOURCES.md there), and variants of them made
+with Pillow. Nothing here is shipped."""
 
 import io
 import struct
@@ -7,8 +8,9 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-# shared/ lies beside the project checkout, here and in CI.
-FACES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "faces"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FACES = FIXTURES / "faces"
+C2PA = FIXTURES / "c2pa"
 
 
 def fixture_bytes(name: str) -> bytes:

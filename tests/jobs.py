@@ -2,7 +2,7 @@
 
 import time
 
-from creator.runtime import JobError, tracked
+from creator.jobs.runtime import JobError, tracked
 
 
 @tracked

@@ -7,9 +7,9 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from creator.forms import HANDLE_RESERVED, LOGIN_FAILED
-from creator.models import EMAIL_TAKEN, HANDLE_INVALID, HANDLE_TAKEN, User
-from creator.views import TOO_MANY_ATTEMPTS
+from creator.accounts.forms import HANDLE_RESERVED, LOGIN_FAILED
+from creator.accounts.models import EMAIL_TAKEN, HANDLE_INVALID, HANDLE_TAKEN, User
+from creator.accounts.views import TOO_MANY_ATTEMPTS
 from tests.conftest import PASSWORD
 
 

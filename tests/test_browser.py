@@ -3,8 +3,9 @@
 import pytest
 from django.core.cache import cache
 
-from creator import services
-from creator.models import Task, User
+from creator.accounts.models import User
+from creator.jobs import services
+from creator.jobs.models import Task
 from gallery.models import Post
 from tests import jobs
 from tests.conftest import PASSWORD, wait_for_status
@@ -176,7 +177,7 @@ def test_train_a_model_and_generate_through_the_real_pages(live_server, page, wo
     settings.TRAIN_CHECKPOINT_EVERY = 4
     settings.GENERATION_STEPS = 4
     user = User.objects.create_user("hana", "hana@example.com", PASSWORD)
-    from creator.models import Subject
+    from creator.likeness.models import Subject
 
     subject = make_ready(Subject.objects.create(owner=user, name="Hana"))
     workers.start()

@@ -12,8 +12,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from creator import services, subjects
-from creator.models import Consent, PersonalModel, ReferencePhoto, Subject, Task, User
+from creator.accounts.models import User
+from creator.jobs import services as jobs
+from creator.jobs.models import Task
+from creator.likeness import checks, selectors, services
+from creator.likeness.models import Consent, ReferencePhoto, Subject
+from creator.studio.models import PersonalModel
 from tests import images
 from tests.conftest import PASSWORD, committing, run_photo_checks, stored_files, upload_files
 
@@ -75,15 +79,15 @@ def test_a_selfie_of_someone_else_is_refused(alice_client, alice_subject):
 def test_one_of_the_reference_photos_is_not_a_fresh_selfie(alice_client, alice_subject):
     with_photos(alice_client, alice_subject, OBAMA)
     response = send_selfie(alice_client, alice_subject, images.fixture_bytes("obama2.jpg"))
-    assert subjects.SELFIE_IS_A_REFERENCE in text(response)
+    assert checks.SELFIE_IS_A_REFERENCE in text(response)
     assert not alice_subject.consents.exists()
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("skimage_coffee.png", subjects.SELFIE_NO_FACE),
-        ("two_faces_composite.jpg", subjects.SELFIE_SEVERAL_FACES),
+        ("skimage_coffee.png", checks.SELFIE_NO_FACE),
+        ("two_faces_composite.jpg", checks.SELFIE_SEVERAL_FACES),
     ],
 )
 def test_a_selfie_needs_exactly_one_face(alice_client, alice_subject, name, message):
@@ -97,7 +101,7 @@ def test_consent_needs_the_box_ticked(alice_client, alice_subject):
     response = send_selfie(
         alice_client, alice_subject, images.fixture_bytes("obama3.jpg"), agree=False
     )
-    assert subjects.SELFIE_MUST_AGREE in text(response)
+    assert services.SELFIE_MUST_AGREE in text(response)
     assert not alice_subject.consents.exists()
 
 
@@ -110,7 +114,7 @@ def test_a_set_with_another_person_cannot_be_consented_and_says_why(alice_client
     response = send_selfie(alice_client, alice_subject, images.fixture_bytes("obama3.jpg"))
 
     assert "doesn't match 1 of the reference photos (“biden.jpg”)" in text(response)
-    readiness = subjects.subject_readiness(alice_subject)
+    readiness = selectors.subject_readiness(alice_subject)
     assert not readiness.ready
 
 
@@ -123,11 +127,11 @@ def test_photos_added_after_consent_must_match_the_consenting_selfie(alice_clien
     biden = alice_subject.photos.get(original_name="biden.jpg")
     assert (biden.status, biden.verdict) == (
         ReferencePhoto.Status.FLAGGED,
-        subjects.NOT_CONSENTING_PERSON,
+        checks.NOT_CONSENTING_PERSON,
     )
     page = text(alice_client.get(reverse("subject_detail", args=[alice_subject.pk])))
     assert "Not ready to train yet" in page
-    assert subjects.NOT_CONSENTING_PERSON in page
+    assert checks.NOT_CONSENTING_PERSON in page
 
 
 def test_a_consented_set_of_one_person_is_ready_to_train(alice_client, alice_subject):
@@ -141,7 +145,7 @@ def test_a_consented_set_of_one_person_is_ready_to_train(alice_client, alice_sub
 
     send_selfie(alice_client, alice_subject, selfie)
 
-    readiness = subjects.subject_readiness(alice_subject)
+    readiness = selectors.subject_readiness(alice_subject)
     assert readiness.ready, readiness.reasons
     page = text(alice_client.get(reverse("subject_detail", args=[alice_subject.pk])))
     assert "Ready to train" in page
@@ -199,7 +203,7 @@ def test_the_subject_agrees_with_a_matching_selfie_and_the_link_works_once(
     assert (consent.status, consent.signed_name) == (Consent.Status.GRANTED, "Barack O.")
     again = answer(link, selfie=images.fixture_bytes("obama3.jpg"))
     assert again.status_code == 400
-    assert subjects.LINK_USED in text(again)
+    assert services.LINK_USED in text(again)
     assert "Revoke my consent" in text(Client().get(link))
 
 
@@ -215,7 +219,7 @@ def test_the_subject_can_decline(alice_client, bobs_friend):
     answer(link, answer="decline")
     assert bobs_friend.consents.get().status == Consent.Status.DECLINED
     assert "You declined" in text(Client().get(link))
-    assert not subjects.subject_readiness(bobs_friend).ready
+    assert not selectors.subject_readiness(bobs_friend).ready
 
 
 def test_an_expired_link_is_refused(alice_client, bobs_friend):
@@ -224,14 +228,14 @@ def test_an_expired_link_is_refused(alice_client, bobs_friend):
 
     response = answer(link, selfie=images.fixture_bytes("obama3.jpg"))
 
-    assert subjects.LINK_EXPIRED in text(response)
+    assert services.LINK_EXPIRED in text(response)
     assert bobs_friend.consents.get().status == Consent.Status.PENDING
 
 
 def test_an_unknown_link_is_a_404(db):
     response = Client().get(reverse("consent_link", args=["not-a-real-token"]))
     assert response.status_code == 404
-    assert subjects.LINK_INVALID.replace("'", "&#x27;") in response.content.decode()
+    assert services.LINK_INVALID.replace("'", "&#x27;") in response.content.decode()
 
 
 def test_a_new_link_replaces_the_old_one(alice_client, bobs_friend):
@@ -257,13 +261,16 @@ def test_revoking_stops_training_and_deletes_models(
     with_photos(alice_client, alice_subject, OBAMA[:2])
     send_selfie(alice_client, alice_subject, images.fixture_bytes("obama3.jpg"))
     model = give_model(alice_subject)
-    training = services.task_start(
-        owner=alice,
-        subject=alice_subject,
-        kind="training",
-        label="Training",
-        job="tests.jobs.count_slowly",
-    )
+    with committing():
+        training = jobs.task_start(
+            owner=alice,
+            scope=alice_subject.scope,
+            kind="training",
+            label="Training",
+            job="tests.jobs.count_slowly",
+        )
+    model.task = training
+    model.save(update_fields=["task"])
     lora_path = private_media / model.lora.name
 
     with committing():
@@ -275,7 +282,7 @@ def test_revoking_stops_training_and_deletes_models(
     assert training.status == Task.Status.CANCELLED
     assert not PersonalModel.objects.exists()
     assert not lora_path.exists()
-    assert not subjects.subject_readiness(alice_subject).ready
+    assert not selectors.subject_readiness(alice_subject).ready
 
 
 def test_the_subject_can_revoke_through_their_link(alice_client, bobs_friend):

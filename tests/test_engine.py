@@ -1,18 +1,21 @@
-"""The engine alone (creator.ml): tiny model at 64 px, a few steps, real torch and diffusers."""
+"""The engine alone (creator.engine): tiny model at 64 px, a few steps, real torch and diffusers."""
 
 import hashlib
 import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
-from creator.ml import models, tiny
-from creator.ml.device import placement
-from creator.ml.generate import GenerationRequest, LoraRef, PipelineCache, full_prompt, size_for
-from creator.ml.train import TrainConfig, TrainingStopped, train_lora
+from creator.engine import base_models as models
+from creator.engine import tiny
+from creator.engine.device import placement
+from creator.engine.generate import GenerationRequest, LoraRef, PipelineCache
+from creator.engine.options import full_prompt, size_for
+from creator.engine.train import TrainConfig, TrainingStopped, train_lora
 from tests import images
 
 
@@ -125,7 +128,14 @@ def test_images_in_a_batch_are_each_reproducible_from_their_own_seed(model_cache
         GenerationRequest(prompt="x", seed=10, steps=3, width=64, height=64, count=2)
     )
     alone = cache.generate(GenerationRequest(prompt="x", seed=11, steps=3, width=64, height=64))
-    assert png(batch[1]) == png(alone[0])
+    # Batched matrix kernels may round the last bit differently from single ones, so a pixel
+    # can be one level apart; the image is the same. (The same request repeated is bit-exact.)
+    apart = np.abs(np.asarray(batch[1], dtype=int) - np.asarray(alone[0], dtype=int))
+    assert apart.max() <= 1 and (apart > 0).mean() < 0.01
+    again = cache.generate(
+        GenerationRequest(prompt="x", seed=10, steps=3, width=64, height=64, count=2)
+    )
+    assert [png(i) for i in again] == [png(i) for i in batch]
     assert png(batch[0]) != png(batch[1])
 
 
@@ -196,6 +206,21 @@ def test_prior_preservation_trains_with_class_images(model_cache, crops, tmp_pat
         base_id="builtin:tiny", images=crops, out_dir=tmp_path,
     )  # fmt: skip
     assert result.lora_path.exists()
+
+
+def test_a_base_model_that_predicts_neither_noise_nor_velocity_is_refused(
+    model_cache, crops, tmp_path
+):
+    pipe = fresh_pipe(model_cache)
+    pipe.scheduler.register_to_config(prediction_type="sample")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"prediction_type='sample'.*'epsilon', 'v_prediction'"):
+        train_lora(
+            config(steps=1), pipe=pipe, base_id="builtin:tiny", images=crops, out_dir=out,
+            should_stop=lambda: pytest.fail("refused only after training began"),
+        )  # fmt: skip
+    assert not (out / "lora.safetensors").exists()
+    assert not (out / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from django.utils import timezone
 from rq import Queue
 from rq.job import Job
 
-from creator import runtime, services
-from creator.models import Task
+from creator.jobs import runtime, services
+from creator.jobs.models import Task
 from tests import jobs
 from tests.conftest import wait_for, wait_for_status
 

@@ -4,8 +4,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from creator import runtime, services
-from creator.models import Task
+from creator.jobs import runtime, services
+from creator.jobs.models import Task
 from tests import jobs
 
 Status = Task.Status

@@ -7,8 +7,10 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from creator import photos, subjects
-from creator.models import ReferencePhoto, Task
+from creator.jobs.models import Task
+from creator.likeness import checks, intake, selectors, services
+from creator.likeness.models import ReferencePhoto
+from imaging.sniff import too_large
 from tests import images
 from tests.conftest import committing, run_photo_checks, stored_files, upload_files
 
@@ -31,7 +33,7 @@ def test_three_obama_photos_are_accepted_as_one_person(alice_client, alice_subje
     run_photo_checks()
 
     statuses = set(alice_subject.photos.values_list("status", "verdict"))
-    assert statuses == {(ReferencePhoto.Status.OK, subjects.LOOKS_GOOD)}
+    assert statuses == {(ReferencePhoto.Status.OK, checks.LOOKS_GOOD)}
     for photo in alice_subject.photos.all():
         assert len(photo.embedding) == 128
         crop = Image.open(photo.crop.open())
@@ -52,10 +54,10 @@ def test_adding_biden_is_flagged_as_a_different_person(alice_client, alice_subje
     biden = alice_subject.photos.get(original_name="biden.jpg")
     assert (biden.status, biden.verdict) == (
         ReferencePhoto.Status.FLAGGED,
-        subjects.DIFFERENT_PERSON,
+        checks.DIFFERENT_PERSON,
     )
     assert alice_subject.photos.filter(status="ok").count() == 3
-    readiness = subjects.subject_readiness(alice_subject)
+    readiness = selectors.subject_readiness(alice_subject)
     assert not readiness.ready
     assert any("need attention" in r for r in readiness.reasons)
 
@@ -67,8 +69,8 @@ def test_adding_biden_is_flagged_as_a_different_person(alice_client, alice_subje
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("two_faces_composite.jpg", subjects.SEVERAL_FACES.format(count=2)),
-        ("skimage_coffee.png", subjects.NO_FACE),
+        ("two_faces_composite.jpg", checks.SEVERAL_FACES.format(count=2)),
+        ("skimage_coffee.png", checks.NO_FACE),
     ],
 )
 def test_photos_without_exactly_one_face_are_refused_and_deleted(
@@ -90,7 +92,7 @@ def test_a_blurred_photo_is_refused(alice_client, alice_subject):
     data = images.encode(images.blurred(images.astronaut_variant(0)), quality=95)
     upload(alice_client, alice_subject, {"soft.jpg": data})
     run_photo_checks()
-    assert Task.objects.get().details["results"][0]["verdict"] == subjects.BLURRED
+    assert Task.objects.get().details["results"][0]["verdict"] == checks.BLURRED
     assert not alice_subject.photos.exists()
 
 
@@ -123,7 +125,8 @@ def test_the_upload_answers_at_once_and_queues_the_checks(alice_client, alice_su
     )
     assert response.status_code == 302
     task = Task.objects.get()
-    assert (task.kind, task.subject, task.status) == ("photo_check", alice_subject, "queued")
+    assert (task.kind, task.scope, task.status) == ("photo_check", alice_subject.scope, "queued")
+    assert task.link == reverse("subject_detail", args=[alice_subject.pk])
     page = alice_client.get(reverse("subject_detail", args=[alice_subject.pk])).content.decode()
     assert "Checking 4 photo(s) of Alice" in page
     assert "still being checked" in page
@@ -137,7 +140,7 @@ def test_variants_of_one_face_make_a_set_ready_except_for_consent(alice_client, 
     )
     run_photo_checks()
 
-    readiness = subjects.subject_readiness(alice_subject)
+    readiness = selectors.subject_readiness(alice_subject)
     assert readiness.ok == 8
     assert readiness.reasons == ["Give consent with a fresh selfie (the likeness lock)."]
 
@@ -158,25 +161,25 @@ def test_a_near_duplicate_is_refused_at_upload(alice_client, alice_subject, priv
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
-        ("empty.jpg", b"", photos.EMPTY),
-        ("cut.jpg", images.encode(images.astronaut())[:5000], photos.DAMAGED),
-        ("notes.jpg", b"Just some text, honestly.\n" * 10, photos.HTML_OR_TEXT),
-        ("page.jpg", b"<!doctype html><html><body>hi</body></html>", photos.HTML_OR_TEXT),
+        ("empty.jpg", b"", intake.EMPTY),
+        ("cut.jpg", images.encode(images.astronaut())[:5000], intake.DAMAGED),
+        ("notes.jpg", b"Just some text, honestly.\n" * 10, intake.HTML_OR_TEXT),
+        ("page.jpg", b"<!doctype html><html><body>hi</body></html>", intake.HTML_OR_TEXT),
         (
             "logo.svg",
             b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>',
-            photos.SVG,
+            intake.SVG,
         ),
         (
             "bomb.png",
             images.png_declaring(50000, 50000),
-            photos.TOO_MANY_PIXELS.format(width=50000, height=50000, limit="50"),
+            intake.TOO_MANY_PIXELS.format(width=50000, height=50000, limit="50"),
         ),
-        ("moving.gif", images.animated_gif(), photos.ANIMATED),
+        ("moving.gif", images.animated_gif(), intake.ANIMATED),
         (
             "dot.png",
             images.encode(Image.new("RGB", (1, 1)), "PNG"),
-            photos.TOO_SMALL.format(width=1, height=1, min=256),
+            intake.TOO_SMALL.format(width=1, height=1, min=256),
         ),
     ],
 )
@@ -194,9 +197,11 @@ def test_bad_files_get_a_specific_message_and_leave_nothing(
 
 def test_a_file_over_the_byte_limit_is_refused_unread(alice_client, alice_subject, settings):
     settings.PHOTO_MAX_BYTES = 10_000
-    response = upload(alice_client, alice_subject, {"big.jpg": images.encode(images.astronaut())})
+    data = images.encode(images.astronaut())
+    response = upload(alice_client, alice_subject, {"big.jpg": data})
     page = alice_client.get(response.url).content.decode()
-    assert "the limit is 0.01 MB per photo" in page
+    assert f"big.jpg: {too_large(len(data), 10_000)}" in page
+    assert "the limit is 0.01 MB" in page
     assert not ReferencePhoto.objects.exists()
 
 
@@ -205,7 +210,7 @@ def test_too_many_files_in_one_request_are_all_refused(alice_client, alice_subje
     files = {f"me{i}.jpg": images.encode(images.astronaut_variant(i)) for i in range(3)}
     response = upload(alice_client, alice_subject, files)
     page = alice_client.get(response.url).content.decode().replace("&#x27;", "'")
-    assert subjects.TOO_MANY_FILES.format(count=3, limit=2) in page
+    assert services.TOO_MANY_FILES.format(count=3, limit=2) in page
     assert not ReferencePhoto.objects.exists()
 
 
@@ -288,7 +293,7 @@ def test_removing_a_photo_deletes_its_files(alice_client, alice_subject, private
 def test_with_redis_down_an_upload_stores_nothing_and_says_why(
     alice_client, alice_subject, private_media, settings
 ):
-    from creator import runtime
+    from creator.jobs import runtime
 
     settings.RQ_QUEUES = {
         name: {**conf, "URL": "unix:///nonexistent/redis.sock"}

@@ -10,8 +10,14 @@ from django.urls import reverse
 from PIL import Image
 from safetensors import safe_open
 
-from creator import runtime, subjects, training
-from creator.models import Consent, Generation, PersonalModel, Subject, Task
+from creator.accounts.models import User
+from creator.engine import options
+from creator.jobs import runtime
+from creator.jobs.models import Task
+from creator.likeness import selectors, services
+from creator.likeness.models import Consent, Subject
+from creator.studio import services as studio
+from creator.studio.models import Generation, PersonalModel
 from gallery.models import Post
 from tests import images
 from tests.conftest import committing, run_photo_checks, upload_files, wait_for, wait_for_status
@@ -32,12 +38,12 @@ def make_ready(subject: Subject) -> Subject:
         for i in range(6)
     ]
     with committing():
-        subjects.photos_add(subject=subject, files=files)
+        services.photos_add(subject=subject, files=files)
     run_photo_checks()
-    subjects.consent_by_selfie(
+    services.consent_by_selfie(
         subject=subject, selfie=images.encode(images.astronaut_variant(7)), agreed=True
     )
-    assert subjects.subject_readiness(subject).ready
+    assert selectors.subject_readiness(subject).ready
     return subject
 
 
@@ -48,7 +54,7 @@ def ready_subject(alice_subject):
 
 def run_queued(kind: str) -> None:
     """Run queued jobs of one kind in this process: the job code a worker runs."""
-    from creator import jobs
+    from creator.studio import jobs
 
     job = {"training": jobs.train_model, "generation": jobs.generate_images}[kind]
     for task in Task.objects.filter(kind=kind, status=Task.Status.QUEUED):
@@ -139,18 +145,31 @@ def test_one_generation_lands_a_draft_in_the_gallery(alice, alice_client, traine
     assert image["Content-Type"] == "image/png"
 
 
+def test_the_generate_form_offers_the_limits_the_service_enforces(alice_client, trained_model):
+    page = text(alice_client.get(reverse("model_detail", args=[trained_model.pk])))
+    assert f'min="{options.MIN_STEPS}" max="{options.MAX_STEPS}"' in page
+    assert f'min="{options.MIN_GUIDANCE:g}" max="{options.MAX_GUIDANCE:g}"' in page
+    assert page.count(f'maxlength="{options.PROMPT_MAX_CHARS}"') == 2
+    for _, (label, *_) in [*options.STYLES.items(), *options.SIZES.items()]:
+        assert label in page
+    assert f"<option>{options.MAX_IMAGES}</option>" in page
+
+
 def test_an_empty_seed_gets_a_random_one_that_is_recorded(alice, trained_model):
-    generation = training.generation_start(model=trained_model, user=alice, prompt="portrait")
+    generation = studio.generation_start(model=trained_model, user=alice, prompt="portrait")
     assert 0 <= generation.seed < 2**31
 
 
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"prompt": ""}, training.EMPTY_PROMPT),
+        ({"prompt": ""}, studio.EMPTY_PROMPT),
         ({"prompt": "x", "count": "9"}, "Make between 1 and 4 images at a time."),
+        ({"prompt": "x", "steps": "151"}, options.STEPS_OUT_OF_RANGE),
+        ({"prompt": "x", "guidance": "-1"}, options.GUIDANCE_OUT_OF_RANGE),
         ({"prompt": "x", "seed": "abc"}, "The seed must be a number."),
-        ({"prompt": "x", "style": "vaporwave"}, "Choose one of the listed styles and sizes."),
+        ({"prompt": "x", "style": "vaporwave"}, options.UNKNOWN_STYLE),
+        ({"prompt": "x", "size": "poster"}, options.UNKNOWN_SIZE),
     ],
 )
 def test_bad_generation_requests_are_refused_with_a_reason(
@@ -164,13 +183,31 @@ def test_bad_generation_requests_are_refused_with_a_reason(
 
 
 def test_a_model_whose_consent_was_revoked_cannot_generate(alice, alice_client, trained_model):
-    alice_client.post(reverse("consent_revoke", args=[trained_model.subject.pk]))
-    assert not PersonalModel.objects.exists()  # revocation deleted it
+    queued_before = studio.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
+
+    with committing():
+        alice_client.post(reverse("consent_revoke", args=[trained_model.subject.pk]))
+
     assert Consent.objects.get().status == Consent.Status.REVOKED
+    assert not PersonalModel.objects.exists()  # revocation deleted it
+    response = alice_client.post(
+        reverse("generation_start", args=[trained_model.pk]), {"prompt": "after"}
+    )
+    assert response.status_code == 404
+    # A model still held in memory is refused by the service itself.
+    trained_model.consent.refresh_from_db()
+    with pytest.raises(studio.Refused) as refused:
+        studio.generation_start(model=trained_model, user=alice, prompt="after", seed=2)
+    assert refused.value.message == studio.CONSENT_GONE
+    # The generation queued before the revocation never runs.
+    queued_before.task.refresh_from_db()
+    assert queued_before.task.status == Task.Status.CANCELLED
+    run_queued("generation")
+    assert not Post.objects.exists()
 
 
 def test_other_creators_get_404_on_models_samples_posts(bob_client, alice, trained_model):
-    generation = training.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
+    generation = studio.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
     run_queued("generation")
     post = Post.objects.get()
     for url in (
@@ -202,10 +239,9 @@ def long_training(settings):
 def test_cancelling_training_stops_it_within_a_step(
     alice_client, long_training, workers, transactional_db
 ):
-    from creator.models import User
 
     subject = make_ready(Subject.objects.create(owner=User.objects.get(handle="alice"), name="A"))
-    model = training.training_start(subject=subject)
+    model = studio.training_start(subject=subject)
     workers.start()
     wait_for(
         lambda: Task.objects.get(pk=model.task_id).step >= 3, timeout=60, what="training to run"
@@ -223,12 +259,11 @@ def test_cancelling_training_stops_it_within_a_step(
 def test_a_training_run_killed_mid_way_resumes_from_its_checkpoint(
     alice_client, long_training, workers, settings, transactional_db
 ):
-    from creator.models import User
 
     settings.TRAIN_STEPS = 120
     settings.TRAIN_CHECKPOINT_EVERY = 30
     subject = make_ready(Subject.objects.create(owner=User.objects.get(handle="alice"), name="A"))
-    model = training.training_start(subject=subject)
+    model = studio.training_start(subject=subject)
     worker = workers.start()
     wait_for(
         lambda: Task.objects.get(pk=model.task_id).step >= 45, timeout=90, what="two checkpoints"

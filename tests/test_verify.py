@@ -3,7 +3,6 @@
 import io
 import socket
 import threading
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -15,7 +14,7 @@ from gallery import signing, verify
 from gallery.services import credentials_mark_consent_revoked, post_create
 from tests import images
 
-C2PA = Path(images.FACES).parent / "c2pa"
+C2PA = images.C2PA
 
 EXPECTED = {
     "C.jpg": verify.VALID_UNKNOWN_SIGNER,
@@ -135,15 +134,30 @@ def test_a_stripped_jpeg_is_recovered_by_its_watermark(alice):
     assert shared.status_code == 200
 
 
-def test_a_half_size_copy_is_recovered_by_similarity(alice):
+def test_a_half_size_copy_is_recovered_by_its_watermark_at_the_size_it_was_marked(alice):
     post = candor_post(alice)
     half = Image.open(post.display.open()).resize((256, 256), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     half.save(buffer, "PNG")
-    assert check(buffer.getvalue(), "x.png")["verdict"] in (
-        verify.RECOVERED_BY_SIMILARITY,
-        verify.RECOVERED_BY_WATERMARK,
-    )
+    assert check(buffer.getvalue(), "x.png")["verdict"] == verify.RECOVERED_BY_WATERMARK
+
+
+def test_a_copy_without_a_watermark_is_recovered_by_similarity(alice):
+    # An original smaller than the watermark needs carries none; stripped of its manifest, only
+    # its perceptual hash can lead back to its credentials.
+    small = images.astronaut_variant(6).resize((200, 200), Image.Resampling.LANCZOS)
+    post = post_create(
+        owner=alice, image=small, prompt="p", seed=1, generation_settings={},
+        model_name="Alice · model 1", base_model="builtin:tiny", consent_id=11,
+    )  # fmt: skip
+    original = post.credentials.get(variant="original")
+    assert not original.watermarked
+    buffer = io.BytesIO()
+    Image.open(post.image.open()).save(buffer, "PNG")  # pixels only: no manifest, no XMP
+    result = check(buffer.getvalue(), "x.png")
+    assert result["verdict"] == verify.RECOVERED_BY_SIMILARITY
+    assert result["details"]["credential_id"] in {str(c.uuid) for c in post.credentials.all()}
+    assert result["details"]["similarity_bits_apart"] <= verify.SIMILARITY_BITS
 
 
 def test_an_unrelated_photo_has_no_credentials(alice):

@@ -1,0 +1,124 @@
+"""Subjects, their reference photos and the likeness lock (consent)."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Subject(models.Model):
+    """The person a personal model depicts: the creator themself, or someone who consents."""
+
+    class Kind(models.TextChoices):
+        SELF = "self", "Me"
+        OTHER = "other", "Someone else"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subjects"
+    )
+    kind = models.CharField(max_length=8, choices=Kind, default=Kind.SELF)
+    name = models.CharField(max_length=80, help_text="Who is in the photos.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_self(self) -> bool:
+        return self.kind == self.Kind.SELF
+
+    @property
+    def scope(self) -> str:
+        """The key its jobs carry (Task.scope), so they go when the subject goes."""
+        return f"subject:{self.pk}"
+
+    def active_consent(self) -> "Consent | None":
+        return self.consents.filter(status=Consent.Status.GRANTED).order_by("-granted_at").first()
+
+
+class ReferencePhoto(models.Model):
+    """A reference photo: the normalised image, its face crop and what the checks found."""
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        OK = "ok", "Looks good"
+        FLAGGED = "flagged", "Needs attention"
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(max_length=200)  # normalised upright sRGB JPEG, no metadata
+    thumbnail = models.FileField(max_length=200)
+    crop = models.FileField(max_length=200, blank=True)  # square face-centred, for training
+    original_name = models.CharField(max_length=120, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    phash = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status, default=Status.CHECKING)
+    verdict = models.CharField(max_length=300, blank=True)
+    # Biometric: a 128-number face signature, kept only to check that the set shows one person
+    # and matches the consent selfie. Deleted with the photo.
+    embedding = models.JSONField(null=True, blank=True)
+    face_box = models.JSONField(null=True, blank=True)
+    sharpness = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "sha256"], name="photo_unique_per_subject")
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name or f"Photo {self.pk}"
+
+    @property
+    def files(self) -> list:
+        return [f for f in (self.image, self.thumbnail, self.crop) if f]
+
+
+class Consent(models.Model):
+    """The likeness lock: the depicted person confirmed, with a fresh selfie, that they agree."""
+
+    class Method(models.TextChoices):
+        SELFIE = "selfie", "Selfie by the creator (it is me)"
+        LINK = "link", "Selfie by the subject through a consent link"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the subject"
+        GRANTED = "granted", "Granted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    # SET_NULL: when a subject is deleted its consents stay behind as revoked records, with no
+    # biometric data left in them, so credentials of images already made can say so.
+    subject = models.ForeignKey(
+        Subject, on_delete=models.SET_NULL, null=True, related_name="consents"
+    )
+    method = models.CharField(max_length=8, choices=Method)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=10, blank=True)  # "creator" or "subject"
+    # The consent link (method LINK): only a hash of its token is stored.
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    invited_email = models.EmailField(blank=True)
+    signed_name = models.CharField(max_length=80, blank=True)
+    # What the check found. No selfie image is kept: its hash, its 128-number face signature
+    # (the anchor later photos and the trained model are compared against) and the distances.
+    selfie_sha256 = models.CharField(max_length=64, blank=True)
+    selfie_embedding = models.JSONField(null=True, blank=True)
+    distances = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Consent {self.pk} for {self.subject} ({self.status})"
+
+    @property
+    def max_distance(self) -> float | None:
+        return max(self.distances.values()) if self.distances else None

@@ -1,0 +1,129 @@
+"""State changes of the studio: start a training run, start a generation, delete a model."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from config.refusal import Refusal
+from creator.engine import options
+from creator.jobs import services as jobs
+from creator.likeness.models import Consent, Subject
+from creator.likeness.selectors import subject_readiness
+from creator.studio.models import Generation, PersonalModel
+
+NOT_READY = "This subject can't be trained yet: {reasons}"
+MODEL_NOT_READY = "This model isn't trained yet, so it can't make images."
+CONSENT_GONE = (
+    "Consent for this person was revoked, so this model can no longer be used. "
+    "Its images already made stay labelled as such."
+)
+EMPTY_PROMPT = "Describe the image you want."
+
+
+class Refused(Refusal):
+    """A training or generation request that can't be queued, and why."""
+
+
+def training_start(*, subject: Subject) -> PersonalModel:
+    """Queue a training run for a subject that is ready (enough good photos and consent)."""
+    readiness = subject_readiness(subject)
+    if not readiness.ready:
+        raise Refused(NOT_READY.format(reasons=" ".join(readiness.reasons)))
+    consent = subject.active_consent()
+    with transaction.atomic():
+        number = PersonalModel.objects.filter(subject=subject).count() + 1
+        model = PersonalModel.objects.create(
+            subject=subject,
+            consent=consent,
+            name=f"{subject.name} · model {number}",
+            base_model=settings.CANDOR_BASE_MODEL,
+        )
+        model.task = jobs.task_start(
+            owner=subject.owner,
+            scope=subject.scope,
+            link=reverse("model_detail", args=[model.pk]),
+            kind="training",
+            label=f"Training {model.name}",
+            job="creator.studio.jobs.train_model",
+            queue="training",
+            job_kwargs={"model_id": model.pk},
+        )
+        model.save(update_fields=["task"])
+    return model
+
+
+def generation_start(
+    *,
+    model: PersonalModel,
+    user,
+    prompt: str,
+    negative_prompt: str = "",
+    style: str = "none",
+    size: str = "square",
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int | None = None,
+    count: int = 1,
+    include_prompt: bool = False,
+) -> Generation:
+    """Queue images from a trained model. An empty seed gets a random one, always recorded."""
+    if not model.lora:
+        raise Refused(MODEL_NOT_READY)
+    if model.consent.status != Consent.Status.GRANTED:
+        raise Refused(CONSENT_GONE)
+    if not prompt.strip():
+        raise Refused(EMPTY_PROMPT)
+    if style not in options.STYLES:
+        raise Refused(options.UNKNOWN_STYLE)
+    if size not in options.SIZES:
+        raise Refused(options.UNKNOWN_SIZE)
+    steps = steps or settings.GENERATION_STEPS
+    guidance = settings.GENERATION_GUIDANCE if guidance is None else guidance
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    problem = options.limits_problem(count=count, steps=steps, guidance=guidance, seed=seed)
+    if problem:
+        raise Refused(problem)
+    with transaction.atomic():
+        generation = Generation.objects.create(
+            owner=user,
+            model=model,
+            prompt=prompt.strip()[: options.PROMPT_MAX_CHARS],
+            negative_prompt=negative_prompt.strip()[: options.PROMPT_MAX_CHARS],
+            style=style,
+            size=size,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            count=count,
+            include_prompt=include_prompt,
+        )
+        generation.task = jobs.task_start(
+            owner=user,
+            scope=model.subject.scope,
+            link=reverse("model_detail", args=[model.pk]),
+            kind="generation",
+            label=f"{count} image(s) from {model.name}",
+            job="creator.studio.jobs.generate_images",
+            queue="generation",
+            job_kwargs={"generation_id": generation.pk},
+        )
+        generation.save(update_fields=["task"])
+    return generation
+
+
+def model_delete(*, model: PersonalModel) -> None:
+    """Delete a model and its LoRA file; its running jobs stop. Images already made stay."""
+    with transaction.atomic():
+        for task in _active_tasks(model):
+            jobs.task_cancel(task=task)
+        model.delete()
+
+
+def _active_tasks(model: PersonalModel) -> list:
+    tasks = [model.task] + [g.task for g in model.generations.select_related("task")]
+    return [t for t in tasks if t is not None and t.is_active]

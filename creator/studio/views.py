@@ -1,0 +1,157 @@
+"""Pages of the studio: the dashboard, personal models, training runs and generating images."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from config.files import stored_file_response
+from creator.engine import options, tiny
+from creator.jobs import selectors as job_selectors
+from creator.jobs import services as jobs
+from creator.jobs.runtime import QueueUnavailable
+from creator.likeness import selectors as likeness_selectors
+from creator.likeness.models import Subject
+from creator.studio import services
+from creator.studio.models import PersonalModel
+from gallery.selectors import posts_by_ids
+
+BAD_NUMBER = "{field} must be a number."
+
+
+def _get_model_for_user(request: HttpRequest, pk: int) -> PersonalModel:
+    try:
+        return PersonalModel.objects.select_related("subject", "consent", "task").get(
+            pk=pk, subject__owner=request.user
+        )
+    except PersonalModel.DoesNotExist:
+        raise Http404("No such model.") from None
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    tasks = [jobs.task_refresh(task=t) for t in job_selectors.tasks_for_user(request.user)]
+    subjects = likeness_selectors.subjects_for_user(request.user)
+    return render(request, "studio/dashboard.html", {"tasks": tasks, "subjects": subjects})
+
+
+@login_required
+@require_POST
+def training_start(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        subject = Subject.objects.get(pk=pk, owner=request.user)
+    except Subject.DoesNotExist:
+        raise Http404("No such subject.") from None
+    try:
+        model = services.training_start(subject=subject)
+    except (services.Refused, QueueUnavailable) as exc:
+        messages.error(request, exc.message)
+        return redirect("subject_detail", pk=subject.pk)
+    messages.success(request, "Training queued. You can leave this page; it keeps going.")
+    return redirect("model_detail", pk=model.pk)
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    task = jobs.task_refresh(task=model.task) if model.task else None
+    generations = list(model.generations.select_related("task")[:10])
+    for generation in generations:
+        if generation.task:
+            jobs.task_refresh(task=generation.task)
+    post_ids = [pid for g in generations for pid in g.post_ids]
+    posts = {str(p.pk): p for p in posts_by_ids(request.user, post_ids)}
+    context = {
+        "model": model,
+        "task": task,
+        "generations": [
+            (g, [posts[pid] for pid in g.post_ids if pid in posts]) for g in generations
+        ],
+        "builtin_base": model.base_model == tiny.TINY_ID,
+        "styles": [(k, v[0]) for k, v in options.STYLES.items()],
+        "sizes": [(k, v[0]) for k, v in options.SIZES.items()],
+        "max_images": range(1, options.MAX_IMAGES + 1),
+        "limits": {
+            "min_steps": options.MIN_STEPS,
+            "max_steps": options.MAX_STEPS,
+            "min_guidance": options.MIN_GUIDANCE,
+            "max_guidance": options.MAX_GUIDANCE,
+            "prompt_chars": options.PROMPT_MAX_CHARS,
+            "steps": settings.GENERATION_STEPS,
+            "guidance": settings.GENERATION_GUIDANCE,
+        },
+        "form": request.session.pop(f"generate-form-{model.pk}", {}),
+    }
+    return render(request, "studio/model_detail.html", context)
+
+
+@login_required
+@require_GET
+def model_sample(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    samples = (model.task.details.get("samples", []) if model.task else []) or []
+    name = next((s["name"] for s in samples if s["step"] == step), "")
+    return stored_file_response(name, content_type="image/png")
+
+
+def _number(raw: str, kind, field: str):
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise services.Refused(BAD_NUMBER.format(field=field)) from None
+
+
+@login_required
+@require_POST
+def generation_start(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    data = request.POST
+    try:
+        services.generation_start(
+            model=model,
+            user=request.user,
+            prompt=data.get("prompt", ""),
+            negative_prompt=data.get("negative_prompt", ""),
+            style=data.get("style", "none"),
+            size=data.get("size", "square"),
+            steps=_number(data.get("steps"), int, "Steps"),
+            guidance=_number(data.get("guidance"), float, "Guidance"),
+            seed=_number(data.get("seed"), int, "The seed"),
+            count=_number(data.get("count"), int, "The number of images") or 1,
+            include_prompt=data.get("include_prompt") == "on",
+        )
+    except (services.Refused, QueueUnavailable) as exc:
+        messages.error(request, exc.message)
+        request.session[f"generate-form-{model.pk}"] = {
+            k: data.get(k, "")
+            for k in (
+                "prompt",
+                "negative_prompt",
+                "style",
+                "size",
+                "steps",
+                "guidance",
+                "seed",
+                "count",
+            )
+        }
+        return redirect("model_detail", pk=model.pk)
+    messages.success(request, "Generating. The images land in your gallery as drafts.")
+    return redirect("model_detail", pk=model.pk)
+
+
+@login_required
+@require_POST
+def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _get_model_for_user(request, pk)
+    subject_pk = model.subject_id
+    services.model_delete(model=model)
+    messages.success(request, "Model deleted. Images already made stay in your gallery.")
+    return redirect("subject_detail", pk=subject_pk)

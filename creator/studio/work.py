@@ -1,0 +1,203 @@
+"""The studio's work, run by its jobs in a worker: train a model, make a generation's images."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from dataclasses import asdict
+
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+
+from config.files import private_name
+from creator.engine import faces
+from creator.engine.base_models import native_resolution
+from creator.engine.generate import GenerationRequest, LoraRef
+from creator.engine.options import full_prompt, size_for
+from creator.engine.train import TrainConfig, TrainingStopped, train_lora
+from creator.jobs.runtime import Cancelled, JobError, Progress
+from creator.likeness.models import Consent, ReferencePhoto
+from creator.studio import pipelines
+from creator.studio.models import Generation, PersonalModel
+from creator.studio.services import MODEL_NOT_READY
+from gallery.services import post_create
+
+LOSS_POINTS = 200
+CONSENT_REVOKED_DURING = "Consent for this person was revoked, so this stopped."
+
+
+def _thin(points: list, limit: int = LOSS_POINTS) -> list[list]:
+    """At most `limit` points, evenly spread, always keeping the last (for the loss chart)."""
+    if len(points) > limit:
+        stride = len(points) / limit
+        points = [points[int(i * stride)] for i in range(limit - 1)] + [points[-1]]
+    return [list(p) for p in points]
+
+
+class _Likeness:
+    """Scores a sample: face distance to the consent selfie (None when no face is found)."""
+
+    def __init__(self, anchor):
+        self.anchor = anchor
+        self.engine = faces.FaceEngine.get()
+
+    def __call__(self, image) -> float | None:
+        face = self.engine.analyse(image).face
+        if face is None or self.anchor is None:
+            return None
+        return round(faces.distance(face.embedding, self.anchor), 4)
+
+
+class _TrainingReport:
+    """Carries the trainer's progress and samples to the job's row and to storage."""
+
+    def __init__(self, model: PersonalModel, progress: Progress):
+        self.model = model
+        self.progress = progress
+        self.losses: list = []
+        self.samples: list[dict] = []
+
+    def details(self) -> dict:
+        return {"model_id": self.model.pk, "loss": _thin(self.losses), "samples": self.samples}
+
+    def on_progress(self, report) -> None:
+        self.losses = list(report.losses)
+        message = f"{report.phase} · loss {report.loss:.4f}" if report.step else report.phase
+        # A cancel is noticed by the trainer's `should_stop`, its one way to stop: it keeps
+        # the last checkpoint. A report that finds the run cancelled is simply not written.
+        with contextlib.suppress(Cancelled):
+            self.progress.update(report.step, report.total, message=message, details=self.details())
+
+    def on_sample(self, sample) -> None:
+        owner = self.model.subject.owner_id
+        with open(sample.path, "rb") as handle:
+            name = default_storage.save(
+                f"samples/{owner}/{self.model.pk}/step-{sample.step}.png", File(handle)
+            )
+        self.samples.append({"step": sample.step, "name": name, "likeness": sample.likeness})
+
+
+def model_train(*, model: PersonalModel, progress: Progress) -> None:
+    """Train a model's LoRA in this process, reporting to `progress`."""
+    if model.consent.status != Consent.Status.GRANTED:
+        raise JobError(CONSENT_REVOKED_DURING)
+    crops = [
+        pipelines.local_path(p.crop.name)
+        for p in model.subject.photos.filter(status=ReferencePhoto.Status.OK).exclude(crop="")
+    ]
+    progress.phase("Loading the base model")
+    pipe = pipelines.load_base_pipeline()
+    steps = settings.TRAIN_STEPS
+    config = TrainConfig(
+        resolution=settings.TRAIN_RESOLUTION or native_resolution(pipe),
+        steps=steps,
+        rank=settings.TRAIN_RANK,
+        learning_rate=settings.TRAIN_LEARNING_RATE,
+        mixed_precision=settings.MIXED_PRECISION,
+        checkpoint_every=settings.TRAIN_CHECKPOINT_EVERY or max(1, steps // 5),
+        seed=model.pk,
+    )
+    report = _TrainingReport(model, progress)
+    # Checkpoints live in var/ across retries: a run retried after a crash resumes from them.
+    out_dir = settings.VAR_DIR / "training" / f"{model.pk}-{model.task_id}"
+    try:
+        result = train_lora(
+            config,
+            pipe=pipe,
+            base_id=model.base_model,
+            images=crops,
+            out_dir=out_dir,
+            metadata={
+                "candor.consent_id": str(model.consent_id),
+                "candor.model_id": str(model.pk),
+            },
+            should_stop=progress.stop_requested,
+            on_progress=report.on_progress,
+            on_sample=report.on_sample,
+            likeness=_Likeness(model.consent.selfie_embedding),
+        )
+    except TrainingStopped:
+        raise Cancelled() from None
+    with open(result.lora_path, "rb") as handle:
+        model.lora = default_storage.save(
+            private_name("models", model.subject.owner_id, "safetensors"), File(handle)
+        )
+    model.lora_sha256 = result.sha256
+    model.best_step = result.best_step
+    model.seconds_per_step = result.seconds_per_step
+    model.config = {**asdict(config), "resumed_from": result.resumed_from}
+    model.save()
+    report.losses = list(result.losses)
+    progress.update(steps, steps, message="Trained", details=report.details(), force=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def generation_run(*, generation: Generation, progress: Progress) -> list:
+    """Make a generation's images with the warm pipeline and file them as draft posts."""
+    model = generation.model
+    if model.consent.status != Consent.Status.GRANTED:
+        raise JobError(CONSENT_REVOKED_DURING)
+    if not model.lora:
+        raise JobError(MODEL_NOT_READY)
+    cache = pipelines.pipeline_cache()
+    progress.phase("Loading the model")
+    width, height = size_for(generation.size, native_resolution(cache.pipeline()))
+    prompt, style_negative = full_prompt(generation.prompt, generation.style, with_subject=True)
+    negative = ", ".join(p for p in (generation.negative_prompt, style_negative) if p)
+    request = GenerationRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        seed=generation.seed,
+        steps=generation.steps,
+        guidance=generation.guidance,
+        width=width,
+        height=height,
+        count=generation.count,
+        lora=LoraRef(name=model.lora_sha256, path=str(pipelines.local_path(model.lora.name))),
+    )
+    images = cache.generate(
+        request,
+        on_step=lambda step, total: progress.update(step, total, message="Generating"),
+    )
+    posts = []
+    marking_started = time.monotonic()
+    for index, image in enumerate(images):
+        posts.append(
+            post_create(
+                owner=generation.owner,
+                image=image,
+                prompt=generation.prompt,
+                seed=generation.seed + index,
+                generation_settings={
+                    "prompt_used": prompt,
+                    "negative_prompt": negative,
+                    "style": generation.style,
+                    "size": f"{width}×{height}",
+                    "steps": generation.steps,
+                    "guidance": generation.guidance,
+                },
+                model_name=model.name,
+                base_model=model.base_model,
+                lora_sha256=model.lora_sha256,
+                consent_id=model.consent_id,
+                prompt_in_credentials=generation.include_prompt,
+            )
+        )
+    marking_seconds = time.monotonic() - marking_started
+    generation.post_ids = [str(p.pk) for p in posts]
+    generation.save(update_fields=["post_ids"])
+    # The worker's cache counters tell operators (and bench/generate.py) the base stayed warm.
+    progress.update(
+        generation.steps,
+        generation.steps,
+        message=f"Made {len(posts)} image(s)",
+        details={
+            "base_loads": cache.base_loads,
+            "adapter_loads": cache.adapter_loads,
+            "marking_seconds": round(marking_seconds, 4),  # signing the files (bench/generate.py)
+        },
+        force=True,
+    )
+    return posts
