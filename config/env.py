@@ -1,5 +1,6 @@
 """Tiny helpers that read settings from the environment and fail loudly on bad values."""
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -73,8 +74,24 @@ def envsecret(name: str, default: str = "") -> str:
     return value or default
 
 
+def private_dir(path: Path) -> Path:
+    """A folder only this user can read (0700), made if missing."""
+    path.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """An empty file only this user can read (0600) unless it exists already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
 def dev_secret(path: Path) -> str:
-    """A secret generated once and kept in a private file, for development only."""
+    """A secret generated once and kept in a private file (0600) under var/."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

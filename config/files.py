@@ -10,6 +10,13 @@ from django.http import FileResponse, Http404
 
 log = logging.getLogger(__name__)
 
+# Private files (reference photos, drafts, samples) must not stay in any cache, shared or not.
+PRIVATE_NO_STORE = "private, no-store"
+STORAGE_FAILED = (
+    "Candor couldn't save the files: the server's storage is full or read-only. Nothing was "
+    "saved. Please tell the operator, then try again."
+)
+
 
 def new_token() -> str:
     """An unguessable token for a public link (share links, consent links)."""
@@ -39,7 +46,7 @@ def stored_file_response(
     name: str,
     *,
     content_type: str,
-    cache_control: str = "private, max-age=3600",
+    cache_control: str = PRIVATE_NO_STORE,
     download_name: str = "",
 ) -> FileResponse:
     """The stored bytes as they are, or a 404 when the file is gone."""

@@ -8,21 +8,28 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import dev_secret, envbool, envfloat, envint, envlist, envsecret, envstr
+from config.env import (
+    dev_secret,
+    envbool,
+    envfloat,
+    envint,
+    envlist,
+    envsecret,
+    envstr,
+    private_dir,
+    private_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(envstr("CANDOR_VAR_DIR") or BASE_DIR / "var").resolve()
+# Private: the database, keys, secret key and uploaded photos live here (mode 0700).
+VAR_DIR = private_dir(Path(envstr("CANDOR_VAR_DIR") or BASE_DIR / "var").resolve())
 
-DEBUG = envbool("DEBUG", True)
+# Off unless asked for: a debug page shows settings and code to whoever triggers an error.
+DEBUG = envbool("DEBUG", False)
 
-SECRET_KEY = envsecret("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG is off. "
-            "`candor up` creates one under var/ for a single-machine install."
-        )
-    SECRET_KEY = dev_secret(VAR_DIR / "secret_key")
+# Without one configured, a single-machine install keeps a generated key under var/ (0600).
+# Several web hosts behind one name must share one: set SECRET_KEY or SECRET_KEY_FILE.
+SECRET_KEY = envsecret("SECRET_KEY") or dev_secret(VAR_DIR / "secret_key")
 
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 SITE_NAME = envstr("SITE_NAME", "Candor")
@@ -49,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,6 +96,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a worker process started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # SQLite makes its file with the process umask (often world-readable); start it private.
+    private_file(Path(DATABASES["default"]["NAME"]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -125,6 +135,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Hashed, compressed file names for long caching; needs `collectstatic` first (`up` runs it).
+STATIC_MANIFEST = envbool("STATIC_MANIFEST", False)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Private by design: nothing in MEDIA_ROOT has a public URL; files are served by views
@@ -135,12 +147,14 @@ STORAGES = {
     },
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_MANIFEST
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         ),
     },
 }
+# Without collected files (tests, `runserver`), whitenoise serves them from the app folders.
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 MEDIA_ROOT = STORAGES["default"]["OPTIONS"]["location"]
 FILE_UPLOAD_PERMISSIONS = 0o640
 
@@ -157,11 +171,29 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Candor <candor@localhost>")
 
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SITE_URL.startswith("https://")
+HTTPS = SITE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Served over https: browsers are told to stay on https, and plain http is redirected there.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
+# Behind a reverse proxy that ends TLS: trust its X-Forwarded-Proto, or the redirect loops.
+if envbool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Every page: scripts and styles only from this site's files (no inline script), images also
+# from blob:/data: (the selfie preview), nothing may frame the site.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+# Debug pages (DEBUG=true only) hide every setting that can carry a secret, URLs included.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SecretsHiddenFilter"
 
 # Jobs. Without REDIS_URL, `candor up` starts a private redis-server on this unix socket.
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
@@ -203,6 +235,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 200
 # Personal models. The base model: "builtin:tiny" (made offline, not a likeness), a local
 # diffusers folder, a single-file .safetensors checkpoint or a hub id.
 CANDOR_BASE_MODEL = envstr("CANDOR_BASE_MODEL", "builtin:tiny")
+# Its public name on posts and in signed credentials (default: the model's own folder or file
+# name, or the hub id; never a path on this server).
+CANDOR_BASE_MODEL_LABEL = envstr("CANDOR_BASE_MODEL_LABEL")
 MODEL_CACHE_DIR = Path(envstr("MODEL_CACHE_DIR") or VAR_DIR / "models")
 MIXED_PRECISION = envstr("MIXED_PRECISION", "auto")
 TRAIN_STEPS = envint("TRAIN_STEPS", 300, minimum=1)
@@ -222,6 +257,13 @@ C2PA_PRIVATE_KEY_FILE = envstr("C2PA_PRIVATE_KEY_FILE")
 C2PA_TRUST_ANCHORS_FILE = envstr("C2PA_TRUST_ANCHORS_FILE")
 C2PA_TSA_URL = envstr("C2PA_TSA_URL")
 VERIFY_RATE_LIMIT = envint("VERIFY_RATE_LIMIT", 30, minimum=1)  # per client address per minute
+# Decoding time and memory follow the pixels an image declares (a JPEG's entropy decoding runs
+# over every block even when fewer are kept): at 16 MP a verification takes about half a second
+# and at most ~230 MB (bench/verify.py). No Candor image is this large; a larger image's manifest
+# is still read, only the watermark and similarity search is refused.
+VERIFY_DECODE_MAX_PIXELS = envint("VERIFY_DECODE_MAX_PIXELS", 16_000_000, minimum=1_000_000)
+# Verifications one web process runs at once; more are answered 503 with Retry-After.
+VERIFY_CONCURRENCY = envint("VERIFY_CONCURRENCY", 2, minimum=1)
 
 LOGGING = {
     "version": 1,
@@ -233,3 +275,17 @@ LOGGING = {
 }
 
 RQ = {"WORKER_CLASS": "creator.jobs.worker.CandorWorker", "COMMIT_MODE": "on_db_commit"}
+
+# Rate limits behind a proxy
+# How many reverse proxies in front of Candor append the address they saw to X-Forwarded-For.
+# Limits key on the entry the outermost of them appended (the N-th from the right), which a client
+# cannot forge; 0 takes the connecting address. TRUST_X_FORWARDED_FOR=true, the older switch, now
+# means one proxy (it used to take the leftmost entry, which the client writes).
+TRUSTED_PROXY_HOPS = envint("TRUSTED_PROXY_HOPS", 1 if TRUST_X_FORWARDED_FOR else 0, minimum=0)
+if TRUST_X_FORWARDED_FOR and not TRUSTED_PROXY_HOPS:
+    raise ImproperlyConfigured(
+        "TRUST_X_FORWARDED_FOR=true needs TRUSTED_PROXY_HOPS of at least 1; set only one of them."
+    )
+# A browser that logged in to an account is remembered this long (a signed cookie): guesses at
+# the account from elsewhere then cannot lock that browser out.
+LOGIN_KNOWN_DEVICE_DAYS = envint("LOGIN_KNOWN_DEVICE_DAYS", 90, minimum=1)

@@ -16,12 +16,18 @@ from django.utils import timezone
 from PIL import Image
 
 from config.files import delete_files_on_commit, new_token, private_name
+from config.refusal import Refusal
 from gallery import signing
 from gallery.models import Credential, GalleryShare, Post
 from gallery.provenance.manifest import ImageFacts
 from gallery.provenance.pipeline import mark
 from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS
 from imaging.phash import phash
+
+CAPTION_MAX_CHARS = 2000
+CAPTION_TOO_LONG = (
+    f"The caption is too long: at most {CAPTION_MAX_CHARS} characters. Nothing was saved."
+)
 
 
 def software_version() -> str:
@@ -103,7 +109,10 @@ def post_create(
 
 
 def post_update_caption(*, post: Post, caption: str) -> Post:
-    post.caption = caption.strip()[:2000]
+    caption = caption.strip()
+    if len(caption) > CAPTION_MAX_CHARS:
+        raise Refusal(CAPTION_TOO_LONG)
+    post.caption = caption
     post.save(update_fields=["caption"])
     return post
 

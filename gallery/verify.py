@@ -5,19 +5,31 @@ Answers with a stable machine-readable verdict and a plain-language explanation.
 
 from __future__ import annotations
 
-import io
+import logging
+import threading
+import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.urls import reverse
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from gallery import signing
 from gallery.models import Credential, Post
 from gallery.provenance import c2pa, watermark
-from gallery.renditions import decode_sizes
+from gallery.renditions import DISPLAY_MAX, PREVIEW_SIZE, decode_sizes
+from imaging.decode import decode_srgb
+from imaging.limits import (
+    CheckedImage,
+    ImageLimits,
+    ImageRejected,
+    Reason,
+    check_image,
+    open_image,
+)
 from imaging.phash import hamming, phash
-from imaging.sniff import ImageRejected, check_image_bytes
+
+logger = logging.getLogger(__name__)
 
 SIGNED_BY_THIS_INSTANCE = "signed_by_this_instance"
 VALID_TRUSTED_SIGNER = "valid_trusted_signer"
@@ -84,6 +96,29 @@ FAILURE_WORDS = {
     "timeStamp.mismatch": "the signature's timestamp does not match",
 }
 SIMILARITY_BITS = 8
+
+# The pHash works on 32×32 pixels: a smaller image can't be matched to anything.
+MIN_SIDE = 32
+# Candor marks files at most this long (the 1200-px link preview; displays are 1024), so a larger
+# image is only worth decoding down to it, and is tried only at the sizes Candor writes.
+MARKED_MAX_SIDE = max(PREVIEW_SIZE[0], DISPLAY_MAX)
+# The pixel cap for decoding (settings.VERIFY_DECODE_MAX_PIXELS) and the verifications one web
+# process runs at once (settings.VERIFY_CONCURRENCY; more are answered 503 at once rather than
+# queued behind them, so other pages keep their threads) are settings.
+BUSY_RETRY_AFTER = 5  # seconds
+
+TOO_LARGE_TO_SEARCH = (
+    "No Content Credentials were found in this {width}×{height} image, and it is too large to "
+    "search for a Candor watermark (the limit is {limit} megapixels). Upload a smaller copy to "
+    "check for one."
+)
+BUSY = "The verifier is busy with other images right now. Please try again in a few seconds."
+
+_slots = threading.BoundedSemaphore(settings.VERIFY_CONCURRENCY)
+
+
+class VerifierBusy(Exception):
+    """Every verification slot of this process is taken; the client should retry shortly."""
 
 
 @dataclass
@@ -165,13 +200,28 @@ def _from_credential(verdict: str, credential: Credential, extra: dict | None = 
     )
 
 
-def verify_bytes(data: bytes) -> Verdict:
-    """The verdict for an uploaded image. Raises ImageRejected for bad input (nothing stored)."""
-    kind = check_image_bytes(
-        data, max_bytes=settings.PHOTO_MAX_BYTES, max_pixels=settings.PHOTO_MAX_PIXELS
+def verify_limits() -> ImageLimits:
+    """Photo intake's limits on bytes, pixels, strips and JPEG scans, for any image kind."""
+    return ImageLimits(
+        max_bytes=settings.PHOTO_MAX_BYTES, max_pixels=settings.PHOTO_MAX_PIXELS, min_side=MIN_SIDE
     )
-    result = c2pa.read(data, trust_anchors_pem=signing.trust_anchors_pem())
-    if result.error:
+
+
+def verify_bytes(data: bytes) -> Verdict:
+    """The verdict for an uploaded image. Raises ImageRejected for bad input (nothing stored) and
+    VerifierBusy when this process is already verifying VERIFY_CONCURRENCY images."""
+    checked = check_image(data, verify_limits())  # header only: cheap, so outside the slots
+    if not _slots.acquire(blocking=False):
+        raise VerifierBusy(BUSY)
+    try:
+        return _verdict(data, checked)
+    finally:
+        _slots.release()
+
+
+def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
+    result = _read_credentials(data)
+    if result.error and not _says_no_manifest(result.error):
         return Verdict(UNREADABLE, why=_plain_error(result.error))
     if result.found and result.state:
         details = _manifest_details(result.manifest)
@@ -197,13 +247,36 @@ def verify_bytes(data: bytes) -> Verdict:
         if result.state == "Trusted":
             return Verdict(VALID_TRUSTED_SIGNER, details=details)
         return Verdict(VALID_UNKNOWN_SIGNER, details=details)
+    return _recover(data, checked)
+
+
+def _read_credentials(data: bytes) -> c2pa.ReadResult:
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        image = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise ImageRejected(f"This {kind.upper()} file could not be decoded.") from None
-    found = watermark.detect_rescaled(image, decode_sizes(image.size))
+        return c2pa.read(data, trust_anchors_pem=signing.trust_anchors_pem())
+    except Exception:  # the native reader on hostile bytes: say so, don't answer 500
+        logger.exception("c2pa could not read an uploaded image")
+        return c2pa.ReadResult(state="", error="Other: the reader failed", found=True)
+
+
+def _says_no_manifest(error: str) -> bool:
+    """c2pa errors that mean there is no manifest to read, not one this site can't check: a
+    format c2pa does not handle (BMP), or a container too damaged to look inside."""
+    return error.startswith("NotSupported") or "asset could not be parsed" in error
+
+
+def _recover(data: bytes, checked: CheckedImage) -> Verdict:
+    """No manifest: look for Candor's watermark, then a near-identical image Candor signed."""
+    if checked.pixels > settings.VERIFY_DECODE_MAX_PIXELS:
+        raise ImageRejected(
+            Reason.TOO_MANY_PIXELS,
+            TOO_LARGE_TO_SEARCH.format(
+                width=checked.width,
+                height=checked.height,
+                limit=f"{settings.VERIFY_DECODE_MAX_PIXELS / 1e6:g}",
+            ),
+        )
+    image = decode_srgb(open_image(data, checked, verify_limits()), max_side=MARKED_MAX_SIDE)
+    found = _find_watermark(image, (checked.width, checked.height))
     if found is not None:
         credential = Credential.objects.select_related("post").filter(pk=found).first()
         if credential is not None:
@@ -222,9 +295,23 @@ def verify_bytes(data: bytes) -> Verdict:
     return Verdict(NO_CREDENTIALS)
 
 
-def _is_uuid(value) -> bool:
-    import uuid
+def _find_watermark(image: Image.Image, size: tuple[int, int]) -> int | None:
+    """The watermark id, read at the image's own size when Candor could have marked it at that
+    size, then at each size Candor writes for its shape (a resized copy decodes only there)."""
+    sizes = decode_sizes(size)
+    if max(size) <= MARKED_MAX_SIDE:
+        sizes.insert(0, image.size)
+    for target in dict.fromkeys(sizes):
+        candidate = (
+            image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)
+        )
+        found = watermark.detect(candidate)
+        if found is not None:
+            return found
+    return None
 
+
+def _is_uuid(value) -> bool:
     try:
         uuid.UUID(str(value))
     except ValueError:

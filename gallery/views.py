@@ -7,9 +7,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from config.files import stored_file_response
+from config.files import PRIVATE_NO_STORE, stored_file_response
+from config.refusal import Refusal
 from gallery import selectors, services, signing
 from gallery.models import GalleryShare, Post
 
@@ -58,7 +59,7 @@ def _serve(post: Post, variant: str, *, public: bool, download: bool = False) ->
         name,
         content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
         # Files never change once made (a new post makes new files), so caches may keep them.
-        cache_control=f"{'public' if public else 'private'}, max-age={YEAR}, immutable",
+        cache_control=f"public, max-age={YEAR}, immutable" if public else PRIVATE_NO_STORE,
         download_name=f"candor-{str(post.pk)[:8]}-{variant}.{ext}" if download else "",
     )
     if public:
@@ -70,7 +71,7 @@ def _serve(post: Post, variant: str, *, public: bool, download: bool = False) ->
 
 
 @login_required
-@require_GET
+@require_safe
 def gallery(request: HttpRequest) -> HttpResponse:
     context = {
         "posts": selectors.posts_for_user(request.user),
@@ -80,7 +81,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def post_detail(request: HttpRequest, pk) -> HttpResponse:
     post = _get_post_for_user(request, pk)
     return render(
@@ -89,7 +90,7 @@ def post_detail(request: HttpRequest, pk) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def post_file(request: HttpRequest, pk, variant: str, ext: str) -> HttpResponse:
     post = _get_post_for_user(request, pk)
     return _serve(post, variant, public=False, download=request.GET.get("download") == "1")
@@ -99,8 +100,12 @@ def post_file(request: HttpRequest, pk, variant: str, ext: str) -> HttpResponse:
 @require_POST
 def post_caption(request: HttpRequest, pk) -> HttpResponse:
     post = _get_post_for_user(request, pk)
-    services.post_update_caption(post=post, caption=request.POST.get("caption", ""))
-    messages.success(request, "Caption saved.")
+    try:
+        services.post_update_caption(post=post, caption=request.POST.get("caption", ""))
+    except Refusal as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Caption saved.")
     return redirect("post_detail", pk=post.pk)
 
 
@@ -194,7 +199,7 @@ def _post_context(request, post: Post, *, owner_view=False, token: str = "") -> 
     }
 
 
-@require_GET
+@require_safe
 def profile(request: HttpRequest, handle: str) -> HttpResponse:
     owner = get_user_model().objects.filter(handle=handle.lower(), is_active=True).first()
     if owner is None:
@@ -203,31 +208,31 @@ def profile(request: HttpRequest, handle: str) -> HttpResponse:
     return render(request, "gallery/profile.html", {"owner": owner, "posts": posts})
 
 
-@require_GET
+@require_safe
 def public_post(request: HttpRequest, pk) -> HttpResponse:
     post = _get_public_post(pk)
     return render(request, "gallery/public_post.html", _post_context(request, post))
 
 
-@require_GET
+@require_safe
 def public_file(request: HttpRequest, pk, variant: str, ext: str) -> HttpResponse:
     post = _get_public_post(pk)
     return _serve(post, variant, public=True, download=request.GET.get("download") == "1")
 
 
-@require_GET
+@require_safe
 def shared_post(request: HttpRequest, token: str) -> HttpResponse:
     post = _get_shared_post(token)
     return render(request, "gallery/public_post.html", _post_context(request, post, token=token))
 
 
-@require_GET
+@require_safe
 def shared_file(request: HttpRequest, token: str, variant: str, ext: str) -> HttpResponse:
     post = _get_shared_post(token)
     return _serve(post, variant, public=True, download=request.GET.get("download") == "1")
 
 
-@require_GET
+@require_safe
 def shared_gallery(request: HttpRequest, token: str) -> HttpResponse:
     share = _get_gallery_share(token)
     posts = selectors.shared_gallery_posts(share)
@@ -238,7 +243,7 @@ def shared_gallery(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def shared_gallery_file(
     request: HttpRequest, token: str, pk, variant: str, ext: str
 ) -> HttpResponse:
@@ -249,7 +254,7 @@ def shared_gallery_file(
     return _serve(post, variant, public=True)
 
 
-@require_GET
+@require_safe
 def trust_anchor(request: HttpRequest) -> HttpResponse:
     """This instance's root certificate: add it to a verifier's trust anchors."""
     response = HttpResponse(signing.identity().root_pem, content_type="application/x-pem-file")

@@ -7,9 +7,10 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from creator.accounts.auth import KNOWN_DEVICE_COOKIE
 from creator.accounts.forms import HANDLE_RESERVED, LOGIN_FAILED
 from creator.accounts.models import EMAIL_TAKEN, HANDLE_INVALID, HANDLE_TAKEN, User
-from creator.accounts.views import TOO_MANY_ATTEMPTS
+from creator.accounts.views import TOO_MANY_ATTEMPTS, TOO_MANY_FOR_ACCOUNT
 from tests.conftest import PASSWORD
 
 
@@ -104,6 +105,118 @@ def test_it_limits_guesses_against_one_account_from_many_addresses(alice, settin
         reverse("login"), {"username": "alice", "password": PASSWORD}
     )
     assert response.status_code == 429
+
+
+def log_in(client, username, password=PASSWORD):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_guesses_by_handle_or_email_count_against_one_account(alice, settings):
+    settings.LOGIN_RATE_LIMIT = 3
+    for n, identifier in enumerate(("alice", "@Alice", " ALICE@example.com")):
+        log_in(Client(REMOTE_ADDR=f"10.0.0.{n}"), identifier, "guess")
+
+    response = log_in(Client(REMOTE_ADDR="10.0.0.99"), "alice@example.com")
+
+    assert response.status_code == 429
+    assert TOO_MANY_FOR_ACCOUNT in response.content.decode()
+
+
+def test_guesses_at_a_name_that_is_no_account_are_counted_under_the_name(db, settings):
+    settings.LOGIN_RATE_LIMIT = 2
+    log_in(Client(REMOTE_ADDR="10.0.0.1"), "nobody", "guess")
+    log_in(Client(REMOTE_ADDR="10.0.0.2"), "@NoBody", "guess")
+
+    response = log_in(Client(REMOTE_ADDR="10.0.0.3"), "nobody")
+
+    assert response.status_code == 429
+    assert TOO_MANY_FOR_ACCOUNT in response.content.decode()
+    assert log_in(Client(REMOTE_ADDR="10.0.0.3"), "somebody", "guess").status_code == 200
+
+
+@pytest.fixture
+def alices_device(alice) -> Client:
+    """Alice's own browser: it logged in once, then logged out."""
+    device = Client(REMOTE_ADDR="192.0.2.10")
+    assert log_in(device, "alice").status_code == 302
+    device.post(reverse("logout"))
+    return device
+
+
+def hammer(username, settings, address="10.6.6.6"):
+    attacker = Client(REMOTE_ADDR=address)
+    for _ in range(settings.LOGIN_RATE_LIMIT):
+        log_in(attacker, username, "guess")
+    return attacker
+
+
+def test_the_owner_still_logs_in_from_a_known_device_while_the_account_is_under_attack(
+    alice, alices_device, settings
+):
+    settings.LOGIN_RATE_LIMIT = 3
+    hammer("alice", settings)
+
+    assert log_in(alices_device, "alice").status_code == 302
+    assert alices_device.get(reverse("dashboard")).status_code == 200
+
+    fresh = log_in(Client(REMOTE_ADDR="192.0.2.11"), "alice")
+    assert fresh.status_code == 429
+    assert TOO_MANY_FOR_ACCOUNT in fresh.content.decode()
+    assert int(fresh["Retry-After"]) > 0
+
+    new_device = Client(REMOTE_ADDR="192.0.2.11")
+    reset = new_device.post(reverse("password_reset"), {"email": "alice@example.com"})
+    assert reset.status_code == 302
+    assert len(mail.outbox) == 1
+    # The reset link logs the owner in and marks this browser as theirs.
+    link = re.search(r"https?://[^/]+(/password/reset/\S+/)", mail.outbox[0].body).group(1)
+    new = "a brand new passphrase 9"
+    form_url = new_device.get(link).url
+    new_device.post(form_url, {"new_password1": new, "new_password2": new})
+    assert new_device.get(reverse("dashboard")).status_code == 200
+    new_device.post(reverse("logout"))  # as a browser does: other cookies stay
+    assert log_in(new_device, "alice", new).status_code == 302
+
+
+def test_a_known_device_is_still_limited_per_address(alice, alices_device, settings):
+    settings.LOGIN_RATE_LIMIT = 3
+    hammer("bob", settings, address="192.0.2.10")  # the same network as Alice's device
+
+    response = log_in(alices_device, "alice")
+
+    assert response.status_code == 429
+    assert TOO_MANY_ATTEMPTS in response.content.decode()
+
+
+def test_a_known_device_that_keeps_guessing_is_limited_on_its_own(alice, alices_device, settings):
+    settings.LOGIN_RATE_LIMIT = 2
+    for n in range(2):
+        alices_device.defaults["REMOTE_ADDR"] = f"10.1.0.{n}"
+        log_in(alices_device, "alice", "guess")
+    alices_device.defaults["REMOTE_ADDR"] = "10.1.0.9"
+
+    assert log_in(alices_device, "alice").status_code == 429
+    # Its failures were not counted against the account.
+    assert log_in(Client(REMOTE_ADDR="10.2.0.1"), "alice").status_code == 302
+
+
+def test_a_known_device_counts_only_for_its_own_account(alice, bob, settings):
+    settings.LOGIN_RATE_LIMIT = 3
+    bobs_device = Client(REMOTE_ADDR="192.0.2.20")
+    assert log_in(bobs_device, "bob").status_code == 302
+    bobs_device.post(reverse("logout"))
+    hammer("alice", settings)
+
+    assert log_in(bobs_device, "alice").status_code == 429
+
+
+def test_a_forged_known_device_cookie_is_ignored(alice, settings):
+    settings.LOGIN_RATE_LIMIT = 3
+    hammer("alice", settings)
+    forger = Client(REMOTE_ADDR="192.0.2.30")
+    forger.cookies[KNOWN_DEVICE_COOKIE] = f"{alice.pk}:my-own-device"
+
+    assert log_in(forger, "alice").status_code == 429
 
 
 def test_it_limits_sign_ups_per_address(anonymous, settings):

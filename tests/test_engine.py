@@ -274,3 +274,19 @@ def test_prompts_get_the_subject_token_and_the_style():
     assert negative == "photo, photograph"
     assert size_for("portrait", 512) == (512, 640)
     assert size_for("landscape", 64) == (96, 64)
+
+
+@pytest.mark.parametrize(
+    ("spec", "label"),
+    [
+        ("/srv/models/stable-diffusion-v1-5/", "stable-diffusion-v1-5"),
+        ("~/private/realisticVision_v60.safetensors", "realisticVision_v60"),
+        ("./models/sdxl", "sdxl"),
+        ("stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/stable-diffusion-xl-base-1.0"),
+    ],
+)
+def test_a_base_model_is_named_publicly_without_its_path(spec, label):
+    from creator.engine.options import base_model_label
+
+    assert base_model_label(spec) == label
+    assert "/srv" not in base_model_label(spec) and "private" not in base_model_label(spec)

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from gallery import signing
+from gallery import services, signing
 from gallery.models import GalleryShare, Post
 from gallery.provenance import c2pa
 from gallery.services import post_create
@@ -71,7 +71,9 @@ def test_every_image_route_serves_bytes_that_carry_a_trusted_manifest(alice, ali
         assert response.status_code == 200, url
         data = b"".join(response.streaming_content)
         assert c2pa.read(data, trust_anchors_pem=anchors).state == "Trusted", url
-        assert "immutable" in response["Cache-Control"]
+        owner_only = url.startswith("/gallery/")
+        expected = "private, no-store" if owner_only else "public, max-age=31536000, immutable"
+        assert response["Cache-Control"] == expected, url
 
 
 def test_a_draft_is_private_until_published(alice, alice_client, bob_client, anonymous, post):
@@ -158,6 +160,17 @@ def test_captions_are_edited_and_shown(alice_client, anonymous, post):
     alice_client.post(reverse("post_caption", args=[post.pk]), {"caption": "Sailing, sort of"})
     alice_client.post(reverse("post_publish", args=[post.pk]))
     assert "Sailing, sort of" in text(anonymous.get(reverse("public_post", args=[post.pk])))
+
+
+def test_a_caption_over_the_limit_is_refused_not_cut(alice_client, post):
+    alice_client.post(reverse("post_caption", args=[post.pk]), {"caption": "Kept"})
+    too_long = "x" * (services.CAPTION_MAX_CHARS + 1)
+    response = alice_client.post(
+        reverse("post_caption", args=[post.pk]), {"caption": too_long}, follow=True
+    )
+    assert services.CAPTION_TOO_LONG in text(response)
+    post.refresh_from_db()
+    assert post.caption == "Kept"
 
 
 def test_deleting_a_post_deletes_its_files(alice_client, post, private_media):

@@ -156,3 +156,26 @@ def test_with_redis_down_starting_a_job_creates_nothing(alice, redis_down):
     with pytest.raises(runtime.QueueUnavailable):
         services.task_start(owner=alice, kind="test", label="x", job=jobs.count_slowly)
     assert Task.objects.count() == 0
+
+
+def test_every_page_forbids_inline_script_and_framing(anonymous, alice_client):
+    for client, url in ((anonymous, "/"), (anonymous, "/verify/"), (alice_client, "/dashboard/")):
+        policy = client.get(url)["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+        assert "frame-ancestors 'none'" in policy
+
+
+def test_no_template_relies_on_inline_script():
+    """The policy above would break any inline script or event handler; none may exist."""
+    import re
+
+    from tests.conftest import ROOT
+
+    offenders = []
+    for template in (ROOT / "templates").rglob("*.html"):
+        html = template.read_text()
+        inline = [t for t in re.findall(r"<script\b[^>]*>", html) if " src=" not in t]
+        handlers = re.findall(r"\son[a-z]+\s*=", html)
+        if inline or handlers or "javascript:" in html:
+            offenders.append(template.name)
+    assert offenders == []

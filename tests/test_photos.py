@@ -1,6 +1,8 @@
 """Reference photo uploads: checked, normalised, private; bad input refused and leaves nothing."""
 
+import html
 import io
+import re
 
 import numpy as np
 import pytest
@@ -10,9 +12,11 @@ from PIL import Image
 from creator.jobs.models import Task
 from creator.likeness import checks, intake, selectors, services
 from creator.likeness.models import ReferencePhoto
+from imaging.limits import MESSAGES, Reason
 from imaging.sniff import too_large
 from tests import images
 from tests.conftest import committing, run_photo_checks, stored_files, upload_files
+from tests.test_imaging import BAD_INPUTS, message_pattern
 
 pytestmark = pytest.mark.usefixtures("private_media")
 
@@ -193,6 +197,45 @@ def test_bad_files_get_a_specific_message_and_leave_nothing(
     assert not ReferencePhoto.objects.exists()
     assert not Task.objects.exists()
     assert stored_files(private_media) == []
+
+
+# The photo page's own words where it has them; imaging's otherwise.
+PHOTO_WORDING = {
+    Reason.EMPTY: [intake.EMPTY],
+    Reason.DAMAGED: [intake.DAMAGED],
+    Reason.TEXT: [intake.HTML_OR_TEXT],
+    Reason.SVG: [intake.SVG],
+    Reason.NOT_AN_IMAGE: [intake.NOT_AN_IMAGE],
+    Reason.UNSUPPORTED: [intake.UNSUPPORTED],
+    Reason.ANIMATED: [intake.ANIMATED],
+    Reason.TOO_SMALL: [intake.TOO_SMALL],
+    Reason.TOO_MANY_PIXELS: [intake.TOO_MANY_PIXELS, intake.TOO_MANY_PIXELS_UNKNOWN],
+}
+
+
+@pytest.mark.parametrize("name", [name for name, case in BAD_INPUTS.items() if case[2]])
+def test_every_bad_input_gets_a_specific_message_and_leaves_nothing(
+    alice_client, alice_subject, private_media, name
+):
+    data, _, refused = BAD_INPUTS[name]
+    response = upload(alice_client, alice_subject, {"upload.jpg": data})
+
+    assert response.status_code == 302
+    page = html.unescape(alice_client.get(response.url).content.decode())
+    wording = PHOTO_WORDING.get(refused) or [MESSAGES[refused]]
+    pattern = "|".join(message_pattern(text).pattern for text in wording)
+    assert re.search(f"upload.jpg: (?:{pattern})", page), name
+    assert not ReferencePhoto.objects.exists()
+    assert stored_files(private_media) == []
+
+
+def test_a_phone_photo_with_a_second_picture_inside_is_a_still_photo(alice_client, alice_subject):
+    # Phones store portrait-mode depth or previews as a second image (MPO): not an animation.
+    first, second = images.astronaut_variant(0), images.astronaut_variant(0).resize((256, 256))
+    data = images.encode(first, "MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    upload(alice_client, alice_subject, {"portrait.jpg": data})
+    assert Image.open(alice_subject.photos.get().image.open()).size == (512, 512)
 
 
 def test_a_file_over_the_byte_limit_is_refused_unread(alice_client, alice_subject, settings):

@@ -10,10 +10,12 @@ from django.urls import reverse
 from PIL import Image
 from safetensors import safe_open
 
+from config.files import STORAGE_FAILED
 from creator.accounts.models import User
 from creator.engine import options
 from creator.jobs import runtime
 from creator.jobs.models import Task
+from creator.jobs.runtime import JobError
 from creator.likeness import selectors, services
 from creator.likeness.models import Consent, Subject
 from creator.studio import services as studio
@@ -137,6 +139,9 @@ def test_one_generation_lands_a_draft_in_the_gallery(alice, alice_client, traine
     post = posts[0]
     assert post.owner == alice and post.visibility == Post.Visibility.DRAFT
     assert post.lora_sha256 == trained_model.lora_sha256
+    # Public names: the creator's handle, not the depicted person; no server path.
+    assert post.model_name == "@alice · model 1"
+    assert post.base_model == options.base_model_label("builtin:tiny")
     assert post.consent_id == trained_model.consent_id
     assert post.generation_settings["prompt_used"].startswith("ohwx person on a beach")
     gallery = text(alice_client.get(reverse("gallery")))
@@ -153,6 +158,31 @@ def test_the_generate_form_offers_the_limits_the_service_enforces(alice_client, 
     for _, (label, *_) in [*options.STYLES.items(), *options.SIZES.items()]:
         assert label in page
     assert f"<option>{options.MAX_IMAGES}</option>" in page
+
+
+def test_a_prompt_over_the_limit_is_refused_not_cut(alice, trained_model):
+    with pytest.raises(studio.Refused) as refused:
+        studio.generation_start(
+            model=trained_model, user=alice, prompt="x" * (options.PROMPT_MAX_CHARS + 1)
+        )
+    assert refused.value.message == options.PROMPT_TOO_LONG
+    assert not Generation.objects.exists()
+
+
+def test_full_or_read_only_storage_fails_a_generation_with_a_plain_message(
+    alice, trained_model, private_media
+):
+    # sysfs refuses every write, even root's: the posts folder can't be made there.
+    (private_media / "posts").symlink_to("/sys/candor-unwritable")
+    generation = studio.generation_start(
+        model=trained_model, user=alice, prompt="x", seed=1, count=2
+    )
+    with pytest.raises(JobError):
+        run_queued("generation")
+    generation.task.refresh_from_db()
+    assert generation.task.status == Task.Status.FAILED
+    assert generation.task.error == STORAGE_FAILED
+    assert not Post.objects.exists()
 
 
 def test_an_empty_seed_gets_a_random_one_that_is_recorded(alice, trained_model):

@@ -1,10 +1,13 @@
 """Verify any image: the C2PA fixtures, Candor's own images, stripped copies, bad input."""
 
+import html
 import io
 import socket
 import threading
 
+import numpy as np
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -12,7 +15,9 @@ from PIL import Image
 
 from gallery import signing, verify
 from gallery.services import credentials_mark_consent_revoked, post_create
+from imaging import decode
 from tests import images
+from tests.test_imaging import BAD_INPUTS, imaging_pattern
 
 C2PA = images.C2PA
 
@@ -174,18 +179,120 @@ def test_a_post_whose_consent_was_revoked_says_so(alice):
     assert result["consent_revoked"] is True
 
 
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_no_input_gets_a_5xx_from_the_api_or_the_page(db, name):
+    data, refused, _ = BAD_INPUTS[name]
+    api = Client().post(reverse("verify_api"), {"image": SimpleUploadedFile("x", data)})
+    page = Client().post(reverse("verify_page"), {"image": SimpleUploadedFile("x", data)})
+    if refused is None:
+        assert (api.status_code, page.status_code) == (200, 200)
+        assert api.json()["verdict"] == verify.NO_CREDENTIALS
+        return
+    assert (api.status_code, page.status_code) == (400, 400)
+    message = api.json()["error"]
+    assert imaging_pattern(refused).fullmatch(message), message
+    assert html.escape(message) in page.content.decode()
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("fmt", "mode"),
     [
-        (b"", "The file is empty."),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "This isn't an image."),
-        (images.png_declaring(50000, 50000), "more than the 50-megapixel limit"),
+        ("BMP", "RGB"),  # c2pa can't read BMP at all: that means none, not unreadable
+        ("GIF", "P"),
+        ("TIFF", "RGB"),
+        ("TIFF", "I;16"),
+        ("WEBP", "RGB"),
+        ("HEIF", "RGB"),
+        ("AVIF", "RGB"),
     ],
 )
-def test_bad_input_gets_a_4xx_with_a_reason(db, data, message):
-    response = Client().post(reverse("verify_api"), {"image": SimpleUploadedFile("x.png", data)})
-    assert 400 <= response.status_code < 500
-    assert message in response.json()["error"]
+def test_an_image_without_a_manifest_has_no_credentials_in_any_format(db, fmt, mode):
+    data = images.encode(images.astronaut().convert(mode), fmt)
+    result = check(data)
+    assert result["verdict"] == verify.NO_CREDENTIALS
+
+
+def test_a_candor_image_saved_as_bmp_is_still_recovered_by_its_watermark(alice):
+    post = candor_post(alice)
+    data = images.encode(Image.open(post.display.open()).convert("RGB"), "BMP")
+    assert check(data)["verdict"] == verify.RECOVERED_BY_WATERMARK
+
+
+def test_a_16_bit_grey_copy_is_recovered_not_clipped_to_white(alice):
+    post = candor_post(alice)
+    grey = np.asarray(Image.open(post.image.open()).convert("L"), dtype=np.uint16) * 257
+    data = images.encode(Image.fromarray(grey), "PNG")  # Pillow opens it as I;16
+    result = check(data)
+    assert result["verdict"] == verify.RECOVERED_BY_SIMILARITY
+
+
+def test_a_large_copy_is_decoded_small_and_still_recovered(alice, monkeypatch):
+    post = candor_post(alice)
+    display = Image.open(post.display.open()).convert("RGB")
+    big = display.resize((display.width * 6, display.height * 6), Image.Resampling.LANCZOS)
+    decoded = []
+    real_load = decode.load
+
+    def spy(image, **kwargs):
+        decoded.append(real_load(image, **kwargs).size)
+        return image
+
+    monkeypatch.setattr(decode, "load", spy)
+    assert check(images.encode(big, quality=95))["verdict"] == verify.RECOVERED_BY_WATERMARK
+    assert decoded == [(big.width // 2, big.height // 2)]  # libjpeg's 1/2 scale
+
+
+def test_an_image_too_large_to_search_says_so_after_its_manifest_is_read(db, settings):
+    settings.VERIFY_DECODE_MAX_PIXELS = 100_000
+    signed = check((C2PA / "C.jpg").read_bytes())  # the manifest is read at any allowed size
+    assert signed["verdict"] == verify.VALID_UNKNOWN_SIGNER
+    data = images.encode(Image.new("RGB", (400, 300), "grey"), "PNG")
+    response = Client().post(reverse("verify_api"), {"image": SimpleUploadedFile("x", data)})
+    assert response.status_code == 400
+    assert response.json()["error"] == verify.TOO_LARGE_TO_SEARCH.format(
+        width=400, height=300, limit="0.1"
+    )
+
+
+def test_a_verify_over_the_pixel_budget_decodes_nothing(db, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(verify, "decode_srgb", fail)
+    data = images.png_declaring(7000, 7000)  # 49 MP: within the upload limit, a few bytes long
+    response = Client().post(reverse("verify_api"), {"image": SimpleUploadedFile("x", data)})
+    assert response.status_code == 400
+    assert "too large to search for a Candor watermark" in response.json()["error"]
+
+
+@pytest.mark.parametrize("url", ["verify_api", "verify_page"])
+def test_when_every_slot_is_busy_the_answer_is_503_with_retry_after(db, url):
+    taken = 0
+    while verify._slots.acquire(blocking=False):
+        taken += 1
+    try:
+        data = (C2PA / "C.jpg").read_bytes()
+        response = Client().post(reverse(url), {"image": SimpleUploadedFile("x.jpg", data)})
+    finally:
+        for _ in range(taken):
+            verify._slots.release()
+    assert taken == django_settings.VERIFY_CONCURRENCY
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(verify.BUSY_RETRY_AFTER)
+    assert html.escape(verify.BUSY) in response.content.decode()
+    assert check(data)["verdict"] == verify.VALID_UNKNOWN_SIGNER  # the slots are free again
+
+
+def test_bad_input_is_refused_without_taking_a_slot(db):
+    taken = 0
+    while verify._slots.acquire(blocking=False):
+        taken += 1
+    try:
+        response = Client().post(reverse("verify_api"), {"image": SimpleUploadedFile("x", b"")})
+    finally:
+        for _ in range(taken):
+            verify._slots.release()
+    assert response.status_code == 400
 
 
 def test_the_api_needs_no_session_or_csrf_token(db):

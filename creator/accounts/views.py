@@ -5,14 +5,18 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from config import ratelimit
-from creator.accounts import services
+from creator.accounts import auth, services
 from creator.accounts.forms import LoginForm, SignupForm
 
 TOO_MANY_ATTEMPTS = (
     "Too many attempts from your network. For your safety, please wait a while and try again."
+)
+TOO_MANY_FOR_ACCOUNT = (
+    "Too many attempts to log in to this account. For your safety, please wait a while, "
+    "log in from a device you used before, or reset your password."
 )
 LOGIN_WINDOW = 15 * 60
 SIGNUP_WINDOW = 3600
@@ -20,7 +24,7 @@ RESET_WINDOW = 3600
 PASSWORD_WRONG = "That password is not right. Your account was not deleted."  # noqa: S105 - a message, not a password
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html")
 
@@ -30,63 +34,103 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard")
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        ip = ratelimit.client_ip(request)
-        if ratelimit.hit("signup", ip, window=SIGNUP_WINDOW) > settings.SIGNUP_RATE_LIMIT:
+        wait = ratelimit.attempt(
+            "signup",
+            ratelimit.client_ip(request),
+            limit=settings.SIGNUP_RATE_LIMIT,
+            window=SIGNUP_WINDOW,
+        )
+        if wait:
             form.add_error(None, TOO_MANY_ATTEMPTS)
-            return render(request, "registration/signup.html", {"form": form}, status=429)
+            response = render(request, "registration/signup.html", {"form": form}, status=429)
+            return ratelimit.with_retry_after(response, wait)
         if form.is_valid():
             user = form.save()
             login(request, user, backend="creator.accounts.auth.HandleOrEmailBackend")
             messages.success(request, f"Welcome to Candor, @{user.handle}.")
-            return redirect("dashboard")
+            response = redirect("dashboard")
+            auth.known_device_remember(request, response, user)
+            return response
     return render(request, "registration/signup.html", {"form": form})
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login, with failed attempts limited per client address and per account."""
+    """Django's login, with failed attempts limited per client address and per account.
+
+    Guesses at one account from anywhere count together, but a browser that logged in to it
+    before (the known-device cookie) counts on its own instead, so whoever hammers the account
+    cannot lock its owner out. Every attempt still counts against its address.
+    """
 
     form_class = LoginForm
     redirect_authenticated_user = True
+    bucket: tuple[str, str] | None = None  # see auth.login_bucket; set per POST
 
-    def _limited(self) -> bool:
+    def _refusal(self) -> tuple[str, int] | None:
+        """(message, seconds to wait) when this attempt may not be made now."""
         limit = settings.LOGIN_RATE_LIMIT
-        account = (self.request.POST.get("username") or "").strip().removeprefix("@")
         ip = ratelimit.client_ip(self.request)
-        return ratelimit.is_limited(
-            "login-ip", ip, limit=limit, window=LOGIN_WINDOW
-        ) or ratelimit.is_limited("login-account", account, limit=limit, window=LOGIN_WINDOW)
+        wait = ratelimit.retry_after("login-ip", ip, limit=limit, window=LOGIN_WINDOW)
+        if wait:
+            return TOO_MANY_ATTEMPTS, wait
+        if self.bucket:
+            wait = ratelimit.retry_after(*self.bucket, limit=limit, window=LOGIN_WINDOW)
+            if wait:
+                return TOO_MANY_FOR_ACCOUNT, wait
+        return None
 
     def post(self, request, *args, **kwargs):
-        if self._limited():
-            form = self.get_form()
+        self.bucket = auth.login_bucket(request, request.POST.get("username") or "")
+        refusal = self._refusal()
+        if refusal:
+            message, wait = refusal
+            # Without the password, so a refused attempt costs no password hash.
+            username = request.POST.get("username", "")
+            form = self.get_form_class()(request, data={"username": username})
             form.errors.clear()
-            form.add_error(None, TOO_MANY_ATTEMPTS)
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            form.add_error(None, message)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            return ratelimit.with_retry_after(response, wait)
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        auth.known_device_remember(self.request, response, form.get_user())
+        return response
+
     def form_invalid(self, form):
-        account = (self.request.POST.get("username") or "").strip().removeprefix("@")
-        ratelimit.hit("login-ip", ratelimit.client_ip(self.request), window=LOGIN_WINDOW)
-        if account:
-            ratelimit.hit("login-account", account, window=LOGIN_WINDOW)
+        limit = settings.LOGIN_RATE_LIMIT
+        ip = ratelimit.client_ip(self.request)
+        ratelimit.hit("login-ip", ip, limit=limit, window=LOGIN_WINDOW)
+        if self.bucket:
+            ratelimit.hit(*self.bucket, limit=limit, window=LOGIN_WINDOW)
         return super().form_invalid(form)
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's password reset, limited per client address so it cannot be used to spam."""
+    """Django's password reset, limited per client address so it cannot be used to spam.
+
+    Not limited per account: that would let whoever guesses at an account also block its
+    owner's way back in.
+    """
 
     def post(self, request, *args, **kwargs):
-        ip = ratelimit.client_ip(request)
-        attempts = ratelimit.hit("password-reset", ip, window=RESET_WINDOW)
-        if attempts > settings.PASSWORD_RESET_RATE_LIMIT:
+        wait = ratelimit.attempt(
+            "password-reset",
+            ratelimit.client_ip(request),
+            limit=settings.PASSWORD_RESET_RATE_LIMIT,
+            window=RESET_WINDOW,
+        )
+        if wait:
             form = self.get_form()
             form.add_error(None, TOO_MANY_ATTEMPTS)
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            return ratelimit.with_retry_after(response, wait)
         return super().post(request, *args, **kwargs)
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def account_delete(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST":
@@ -100,3 +144,16 @@ def account_delete(request: HttpRequest) -> HttpResponse:
     return render(
         request, "accounts/account_delete.html", {"error": error}, status=400 if error else 200
     )
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Setting a new password through the emailed link logs the owner in and marks this browser
+    as theirs: an account under a guessing attack is never locked away from its owner."""
+
+    post_reset_login = True
+    post_reset_login_backend = "creator.accounts.auth.HandleOrEmailBackend"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        auth.known_device_remember(self.request, response, form.user)
+        return response

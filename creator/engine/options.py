@@ -6,6 +6,8 @@ choices the engine enforces, and a web process must never import torch.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 # The rare token the trainer binds to the subject, and how a creator's prompt names them.
 SUBJECT_TOKEN = "ohwx person"  # noqa: S105 - a prompt token, not a secret
 SUBJECT_PLACEHOLDER = "@me"
@@ -46,6 +48,7 @@ MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 30.0
 MAX_SEED = 2**63 - 1
 PROMPT_MAX_CHARS = 1000
 
+PROMPT_TOO_LONG = f"The prompt is too long: at most {PROMPT_MAX_CHARS} characters."
 COUNT_OUT_OF_RANGE = f"Make between 1 and {MAX_IMAGES} images at a time."
 STEPS_OUT_OF_RANGE = f"Steps must be between {MIN_STEPS} and {MAX_STEPS}."
 GUIDANCE_OUT_OF_RANGE = f"Guidance must be between {MIN_GUIDANCE:g} and {MAX_GUIDANCE:g}."
@@ -93,3 +96,15 @@ def full_prompt(prompt: str, style: str, *, with_subject: bool) -> tuple[str, st
     if extra:
         text = f"{text}, {extra}"
     return text, negative
+
+
+def base_model_label(spec: str) -> str:
+    """A public name for a base-model setting, shown on posts and signed into credentials: a
+    folder or file becomes its own name, never its path on this server."""
+    spec = (spec or "builtin:tiny").strip()
+    if spec.startswith("builtin:"):
+        return f"Candor {spec.removeprefix('builtin:')} (built-in test model, random weights)"
+    if spec.startswith(("/", ".", "~")) or spec.endswith((".safetensors", ".ckpt")):
+        path = PurePath(spec.rstrip("/"))
+        return path.stem if path.suffix in (".safetensors", ".ckpt") else path.name
+    return spec  # a hub id such as "org/name" is already public

@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from creator.jobs import services
 from creator.jobs.models import Task
@@ -20,7 +20,7 @@ def _get_task_for_user(request: HttpRequest, pk) -> Task:
 
 
 @login_required
-@require_GET
+@require_safe
 def task_detail(request: HttpRequest, pk) -> HttpResponse:
     task = services.task_refresh(task=_get_task_for_user(request, pk))
     return render(request, "jobs/task_detail.html", {"task": task})
@@ -51,7 +51,7 @@ def _task_json(task: Task) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def task_status(request: HttpRequest, pk) -> HttpResponse:
     """Live progress: JSON by default, the progress card's HTML with ?format=html."""
     task = services.task_refresh(task=_get_task_for_user(request, pk))

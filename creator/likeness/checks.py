@@ -34,6 +34,11 @@ DIFFERENT_PAIR = (
 )
 NOT_CONSENTING_PERSON = "This looks like a different person than the one who gave consent."
 LOOKS_GOOD = "Looks good."
+FACE_CHECKS_PASSED = "Face checks passed; comparing it with the other photos and the consent."
+CHECK_STOPPED = (
+    "The check was stopped before it finished, so this photo can't be used. "
+    "Retry the check, or remove this photo."
+)
 
 SELFIE_NO_FACE = (
     "We couldn't find a face in your selfie. Face the camera in good light and try again."
@@ -44,6 +49,10 @@ SELFIE_SEVERAL_FACES = (
 SELFIE_NO_PHOTOS = "Add reference photos and wait for their checks to finish before giving consent."
 SELFIE_STILL_CHECKING = (
     "Some photos are still being checked. Try again when the checks have finished."
+)
+SELFIE_CHECK_STOPPED = (
+    "The check of some photos was stopped before it finished. Retry the check or remove "
+    "those photos, then give consent."
 )
 SELFIE_IS_A_REFERENCE = "The selfie must be a new photo taken now, not one of the reference photos."
 SELFIE_MISMATCH = (
@@ -66,7 +75,11 @@ class PhotoVerdict:
 
 
 def photo_check(photo: ReferencePhoto, engine: faces.FaceEngine | None = None) -> PhotoVerdict:
-    """Face checks for one stored photo: one face, large enough, sharp. Saves what it found."""
+    """Face checks for one stored photo: one face, large enough, sharp. Saves what it found.
+
+    The photo stays CHECKING: only the identity check (`subject_identity_refresh`), which
+    compares it with the set and the consent selfie, makes it usable. A job stopped in between
+    leaves it unusable."""
     engine = engine or faces.FaceEngine.get()
     with default_storage.open(photo.image.name) as handle:
         image = Image.open(handle)
@@ -89,16 +102,17 @@ def photo_check(photo: ReferencePhoto, engine: faces.FaceEngine | None = None) -
     crop = image.crop(faces.face_crop_box(image.size, box)).resize(
         (CROP_SIDE, CROP_SIDE), Image.Resampling.LANCZOS
     )
+    stale = photo.crop.name if photo.crop else ""
     photo.crop = default_storage.save(
         private_name("crops", photo.subject.owner_id), ContentFile(jpeg_bytes(crop, quality=95))
     )
     photo.embedding = list(face.embedding)
     photo.face_box = list(box)
     photo.sharpness = round(sharp, 2)
-    photo.status = ReferencePhoto.Status.OK
-    photo.verdict = LOOKS_GOOD
-    photo.save(update_fields=["crop", "embedding", "face_box", "sharpness", "status", "verdict"])
-    return PhotoVerdict(True, LOOKS_GOOD)
+    photo.save(update_fields=["crop", "embedding", "face_box", "sharpness"])
+    if stale:  # a retried check replaces the crop it made before
+        default_storage.delete(stale)
+    return PhotoVerdict(True, FACE_CHECKS_PASSED)
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,9 @@ def selfie_check(subject: Subject, data: bytes) -> SelfieMatch:
         selfie = intake.photo_read(data)
     except intake.PhotoRejected as exc:
         raise ConsentRefused(exc.message) from None
-    all_photos = list(subject.photos.all())
+    all_photos = list(subject.photos.select_related("check_task"))
+    if any(p.check_stopped for p in all_photos):
+        raise ConsentRefused(SELFIE_CHECK_STOPPED)
     if any(p.status == ReferencePhoto.Status.CHECKING for p in all_photos):
         raise ConsentRefused(SELFIE_STILL_CHECKING)
     reference = [p for p in all_photos if p.embedding]

@@ -8,16 +8,15 @@ serial).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from config.refusal import Refusal
-from imaging.decode import HEIF_SUPPORTED, jpeg_bytes, to_srgb
+from imaging.decode import HEIF_SUPPORTED, jpeg_bytes, load, to_srgb
+from imaging.limits import ImageLimits, ImageRejected, Reason, check_image, open_image
 from imaging.phash import phash
-from imaging.sniff import declared_size, sniff, too_large
 
 ACCEPTED = "JPEG, PNG, WebP or HEIC"
 
@@ -56,52 +55,59 @@ class NormalisedPhoto:
     phash: str  # 64-bit perceptual hash, hex
 
 
+PHOTO_KINDS = frozenset({"jpeg", "png", "webp"} | ({"heif"} if HEIF_SUPPORTED else set()))
+
+
+def photo_limits() -> ImageLimits:
+    """What a reference photo or selfie may be; verify checks the same bytes and pixels."""
+    return ImageLimits(
+        max_bytes=settings.PHOTO_MAX_BYTES,
+        max_pixels=settings.PHOTO_MAX_PIXELS,
+        min_side=settings.PHOTO_MIN_SIDE,
+        kinds=PHOTO_KINDS,
+        animated=False,
+    )
+
+
 def photo_read(data: bytes) -> NormalisedPhoto:
     """Check and normalise one uploaded file. Raises PhotoRejected with the reason."""
-    if not data:
-        raise PhotoRejected(EMPTY)
-    if len(data) > settings.PHOTO_MAX_BYTES:
-        raise PhotoRejected(too_large(len(data), settings.PHOTO_MAX_BYTES))
-    kind = sniff(data)
-    if kind == "svg":
-        raise PhotoRejected(SVG)
-    if kind in ("html", "text"):
-        raise PhotoRejected(HTML_OR_TEXT)
-    if kind == "unknown":
-        raise PhotoRejected(NOT_AN_IMAGE)
-    if kind == "heif" and not HEIF_SUPPORTED:
-        raise PhotoRejected(UNSUPPORTED.format(kind="HEIC"))
-    if kind in ("avif", "bmp", "tiff"):
-        raise PhotoRejected(UNSUPPORTED.format(kind=kind.upper()))
+    limits = photo_limits()
     try:
-        image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise PhotoRejected(DAMAGED) from None
-    except Image.DecompressionBombError:
-        raise PhotoRejected(_too_many_pixels(*declared_size(data))) from None
-    width, height = image.size
-    # Refuse bombs from the declared size, before a single pixel is decoded.
-    if width * height > settings.PHOTO_MAX_PIXELS:
-        raise PhotoRejected(_too_many_pixels(width, height))
-    if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
-        if kind != "heif":  # HEIC bursts and depth maps count as frames; use the primary image
-            raise PhotoRejected(ANIMATED)
-    if kind == "gif":
-        raise PhotoRejected(UNSUPPORTED.format(kind="GIF"))
-    if min(width, height) < settings.PHOTO_MIN_SIDE:
-        raise PhotoRejected(
-            TOO_SMALL.format(width=width, height=height, min=settings.PHOTO_MIN_SIDE)
-        )
-    try:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        rgb = to_srgb(upright)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        # Bombs, strips and odd files are refused from their header, before a pixel is decoded.
+        checked = check_image(data, limits)
+        image = open_image(data, checked, limits)
+        image = load(image, at_least=settings.PHOTO_STORE_MAX_SIDE)
+        rgb = to_srgb(ImageOps.exif_transpose(image))
+    except ImageRejected as exc:
+        raise PhotoRejected(_photo_message(exc)) from None
+    except Exception:  # a decoded image Pillow still can't turn upright or convert
         raise PhotoRejected(DAMAGED) from None
     longest = settings.PHOTO_STORE_MAX_SIDE
     if max(rgb.size) > longest:
         rgb.thumbnail((longest, longest), Image.Resampling.LANCZOS)
     return _encode(rgb)
+
+
+# The photo page's words for imaging's refusals; the others (bytes, strips, JPEG scans) read the
+# same for a photo as for any image.
+_WORDING = {
+    Reason.EMPTY: EMPTY,
+    Reason.SVG: SVG,
+    Reason.TEXT: HTML_OR_TEXT,
+    Reason.NOT_AN_IMAGE: NOT_AN_IMAGE,
+    Reason.UNSUPPORTED: UNSUPPORTED,
+    Reason.DAMAGED: DAMAGED,
+    Reason.TOO_SMALL: TOO_SMALL,
+    Reason.ANIMATED: ANIMATED,
+}
+
+
+def _photo_message(exc: ImageRejected) -> str:
+    if exc.reason == Reason.TOO_MANY_PIXELS:
+        known = exc.facts["width"] and exc.facts["height"]
+        return (TOO_MANY_PIXELS if known else TOO_MANY_PIXELS_UNKNOWN).format(**exc.facts)
+    wording = _WORDING.get(exc.reason)
+    return wording.format(**exc.facts) if wording else exc.message
 
 
 def _encode(rgb: Image.Image) -> NormalisedPhoto:
@@ -110,10 +116,3 @@ def _encode(rgb: Image.Image) -> NormalisedPhoto:
     return NormalisedPhoto(
         image=rgb, jpeg=jpeg, sha256=hashlib.sha256(jpeg).hexdigest(), phash=phash(rgb)
     )
-
-
-def _too_many_pixels(width: int, height: int) -> str:
-    limit = f"{settings.PHOTO_MAX_PIXELS / 1e6:g}"
-    if not width or not height:
-        return TOO_MANY_PIXELS_UNKNOWN.format(limit=limit)
-    return TOO_MANY_PIXELS.format(width=width, height=height, limit=limit)

@@ -61,6 +61,11 @@ class ReferencePhoto(models.Model):
     embedding = models.JSONField(null=True, blank=True)
     face_box = models.JSONField(null=True, blank=True)
     sharpness = models.FloatField(null=True, blank=True)
+    # The job checking it. A photo stays CHECKING until every check, identity included, has
+    # passed; one whose job ended without that (cancelled, failed, its worker killed) is stopped.
+    check_task = models.ForeignKey(
+        "jobs.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,6 +80,13 @@ class ReferencePhoto(models.Model):
     @property
     def files(self) -> list:
         return [f for f in (self.image, self.thumbnail, self.crop) if f]
+
+    @property
+    def check_stopped(self) -> bool:
+        """Not usable, and no job will finish its checks: it was cancelled, failed or died."""
+        return self.status == self.Status.CHECKING and (
+            self.check_task is None or not self.check_task.is_active
+        )
 
 
 class Consent(models.Model):

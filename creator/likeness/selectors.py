@@ -18,8 +18,26 @@ def subjects_for_user(user) -> QuerySet[Subject]:
     return Subject.objects.filter(owner=user).annotate(photo_count=Count("photos"))
 
 
-def latest_photo_check(subject: Subject) -> Task | None:
-    return Task.objects.filter(scope=subject.scope, kind="photo_check").first()
+CHECKS_STOPPED = (
+    "{count} photo(s) can't be used: their check was stopped before it finished. "
+    "Retry the check or remove them."
+)
+
+
+def subject_photos(subject: Subject) -> QuerySet[ReferencePhoto]:
+    return subject.photos.select_related("check_task")
+
+
+def photo_checks_to_show(subject: Subject) -> list[Task]:
+    """The latest photo check, and every stopped one that left photos unusable (to retry)."""
+    latest = Task.objects.filter(scope=subject.scope, kind="photo_check").first()
+    stopped = Task.objects.filter(
+        scope=subject.scope,
+        kind="photo_check",
+        pk__in=subject.photos.filter(status=ReferencePhoto.Status.CHECKING).values("check_task"),
+    ).exclude(status__in=Task.ACTIVE)
+    tasks = [latest] if latest else []
+    return tasks + [t for t in stopped if t != latest]
 
 
 @dataclass
@@ -28,19 +46,27 @@ class Readiness:
     ok: int
     checking: int
     flagged: int
+    stopped: int = 0
     reasons: list[str] = field(default_factory=list)
     advice: str = ""
 
 
 def subject_readiness(subject: Subject) -> Readiness:
+    """Only OK photos count: every check, identity included, passed for them."""
     counts = {status: 0 for status in ReferencePhoto.Status.values}
-    for status in subject.photos.values_list("status", flat=True):
-        counts[status] += 1
+    stopped = 0
+    for photo in subject_photos(subject):
+        if photo.check_stopped:
+            stopped += 1
+        else:
+            counts[photo.status] += 1
     ok, checking, flagged = counts["ok"], counts["checking"], counts["flagged"]
     low, high = settings.PHOTOS_RECOMMENDED
     reasons = []
     if checking:
         reasons.append(f"{checking} photo(s) are still being checked.")
+    if stopped:
+        reasons.append(CHECKS_STOPPED.format(count=stopped))
     if flagged:
         reasons.append(f"{flagged} photo(s) need attention: remove photos that show someone else.")
     if ok < settings.PHOTOS_REQUIRED:
@@ -63,7 +89,13 @@ def subject_readiness(subject: Subject) -> Readiness:
     elif not reasons and ok > high:
         advice = f"Ready. More than {high} photos rarely help; the best {high} would do."
     return Readiness(
-        ready=not reasons, ok=ok, checking=checking, flagged=flagged, reasons=reasons, advice=advice
+        ready=not reasons,
+        ok=ok,
+        checking=checking,
+        flagged=flagged,
+        stopped=stopped,
+        reasons=reasons,
+        advice=advice,
     )
 
 
@@ -84,4 +116,14 @@ def link_expired(consent: Consent) -> bool:
         consent.status == Consent.Status.PENDING
         and consent.expires_at
         and consent.expires_at < timezone.now()
+    )
+
+
+def consent_link_photos(consent: Consent) -> QuerySet[ReferencePhoto]:
+    """The photos a consent link shows: only while it can be answered, and only those that
+    passed every check and were there when the link was made."""
+    if consent.status != Consent.Status.PENDING or link_expired(consent) or consent.subject is None:
+        return ReferencePhoto.objects.none()
+    return consent.subject.photos.filter(
+        status=ReferencePhoto.Status.OK, created_at__lte=consent.created_at
     )

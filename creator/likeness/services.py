@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.validators import validate_email
 from django.db import transaction
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from config.files import new_token, private_name
+from config.files import STORAGE_FAILED, new_token, private_name
+from config.refusal import Refusal
 from creator.accounts.models import User
 from creator.engine import faces
 from creator.jobs import services as jobs
@@ -27,6 +31,8 @@ from gallery.services import credentials_mark_consent_revoked
 from imaging.decode import jpeg_bytes
 from imaging.phash import hamming
 from imaging.sniff import too_large
+
+log = logging.getLogger(__name__)
 
 TOO_MANY_FILES = "That's {count} files; upload at most {limit} at a time. Nothing was uploaded."
 SUBJECT_FULL = (
@@ -40,6 +46,15 @@ SELFIE_MUST_AGREE = "Tick the box to confirm that you agree."
 LINK_INVALID = "This consent link is not valid. Ask the person who sent it for a new one."
 LINK_EXPIRED = "This consent link has expired. Ask the person who sent it for a new one."
 LINK_USED = "This consent link has already been used."
+NAME_MAX = Subject._meta.get_field("name").max_length
+NAME_TOO_LONG = f"That name is too long: use at most {NAME_MAX} characters."
+SIGNED_NAME_MAX = Consent._meta.get_field("signed_name").max_length
+SIGNED_NAME_TOO_LONG = f"Your name is too long: use at most {SIGNED_NAME_MAX} characters."
+EMAIL_MAX = Consent._meta.get_field("invited_email").max_length
+EMAIL_INVALID = (
+    f"That isn't one valid email address (at most {EMAIL_MAX} characters). "
+    "No link was made and nothing was sent."
+)
 THUMB_SIDE = 320
 
 # Sent inside the transaction that revokes a subject's consents (`subject`, `consent_ids`):
@@ -50,10 +65,17 @@ consent_revoked = Signal()
 # --- subjects -------------------------------------------------------------------------------
 
 
+class SubjectRefused(Refusal):
+    """A subject that can't be created as asked, and why."""
+
+
 def subject_create(*, owner: User, kind: str, name: str = "") -> Subject:
+    name = name.strip()
+    if len(name) > NAME_MAX:
+        raise SubjectRefused(NAME_TOO_LONG)
     if kind == Subject.Kind.SELF:
-        name = name.strip() or owner.get_full_name()
-    return Subject.objects.create(owner=owner, kind=kind, name=name.strip()[:80])
+        name = name or owner.get_full_name()
+    return Subject.objects.create(owner=owner, kind=kind, name=name)
 
 
 def subject_delete(*, subject: Subject) -> None:
@@ -160,10 +182,17 @@ def photos_add(*, subject: Subject, files: list) -> UploadResult:
                     "photo_ids": [p.pk for p in result.accepted],
                 },
             )
-    except BaseException:
+            ReferencePhoto.objects.filter(pk__in=[p.pk for p in result.accepted]).update(
+                check_task=result.task
+            )
+    except BaseException as exc:
         for name in saved:
             default_storage.delete(name)
-        raise
+        if not isinstance(exc, OSError):
+            raise
+        # Full or read-only storage: the rows were rolled back and the files removed.
+        log.warning("Could not store uploaded photos: %s", exc)
+        return UploadResult(error=STORAGE_FAILED)
     return result
 
 
@@ -174,28 +203,30 @@ def photo_delete(*, photo: ReferencePhoto) -> None:
 
 
 def subject_identity_refresh(*, subject: Subject) -> None:
-    """Flag photos that show someone else: against the consent selfie when there is one."""
-    checked = [
-        p for p in subject.photos.exclude(status=ReferencePhoto.Status.CHECKING) if p.embedding
-    ]
-    consent = subject.active_consent()
-    anchor = consent.selfie_embedding if consent else None
-    outliers = faces.identity_outliers(
-        {p.pk: p.embedding for p in checked},
-        anchor=anchor,
-        threshold=settings.FACE_MATCH_THRESHOLD,
-    )
-    for photo in checked:
-        if photo.pk not in outliers:
-            status, verdict = ReferencePhoto.Status.OK, checks.LOOKS_GOOD
-        elif anchor is not None:
-            status, verdict = ReferencePhoto.Status.FLAGGED, checks.NOT_CONSENTING_PERSON
-        elif len(checked) == 2:
-            status, verdict = ReferencePhoto.Status.FLAGGED, checks.DIFFERENT_PAIR
-        else:
-            status, verdict = ReferencePhoto.Status.FLAGGED, checks.DIFFERENT_PERSON
-        if (photo.status, photo.verdict) != (status, verdict):
-            ReferencePhoto.objects.filter(pk=photo.pk).update(status=status, verdict=verdict)
+    """The identity check, the last one a photo passes: every photo whose face checks passed
+    (it has an embedding) must show the person in the consent selfie, or, before consent, the
+    same person as the rest of the set. This alone makes a photo OK, so a job stopped before
+    it leaves its photos unusable."""
+    with transaction.atomic():
+        checked = [p for p in subject.photos.all() if p.embedding]
+        consent = subject.active_consent()
+        anchor = consent.selfie_embedding if consent else None
+        outliers = faces.identity_outliers(
+            {p.pk: p.embedding for p in checked},
+            anchor=anchor,
+            threshold=settings.FACE_MATCH_THRESHOLD,
+        )
+        for photo in checked:
+            if photo.pk not in outliers:
+                status, verdict = ReferencePhoto.Status.OK, checks.LOOKS_GOOD
+            elif anchor is not None:
+                status, verdict = ReferencePhoto.Status.FLAGGED, checks.NOT_CONSENTING_PERSON
+            elif len(checked) == 2:
+                status, verdict = ReferencePhoto.Status.FLAGGED, checks.DIFFERENT_PAIR
+            else:
+                status, verdict = ReferencePhoto.Status.FLAGGED, checks.DIFFERENT_PERSON
+            if (photo.status, photo.verdict) != (status, verdict):
+                ReferencePhoto.objects.filter(pk=photo.pk).update(status=status, verdict=verdict)
 
 
 # --- consent ---------------------------------------------------------------------------------
@@ -228,9 +259,13 @@ def consent_by_selfie(*, subject: Subject, selfie: bytes, agreed: bool) -> Conse
 def consent_link_create(
     *, subject: Subject, email: str = "", request_url=None
 ) -> tuple[Consent, str]:
-    """A one-time link for someone else to consent. Returns the consent and the raw token."""
+    """A one-time link for someone else to consent. Returns the consent and the raw token.
+
+    A bad email address is refused before anything changes: the old link stays usable."""
     from django.core.mail import send_mail
 
+    if email and not _email_valid(email):
+        raise ConsentRefused(EMAIL_INVALID)
     token = new_token()
     with transaction.atomic():
         Consent.objects.filter(subject=subject, status=Consent.Status.PENDING).update(
@@ -261,6 +296,15 @@ def consent_link_create(
     return consent, token
 
 
+def _email_valid(email: str) -> bool:
+    """One plain address that fits the field: no second address, no line break (headers)."""
+    try:
+        validate_email(email)
+    except ValidationError:
+        return False
+    return len(email) <= EMAIL_MAX
+
+
 def _check_link_usable(consent: Consent) -> None:
     if consent.status != Consent.Status.PENDING:
         raise ConsentRefused(
@@ -274,6 +318,7 @@ def consent_answer_link(
     *, consent: Consent, agree: bool, selfie: bytes | None = None, signed_name: str = ""
 ) -> Consent:
     """The subject answers through their link: agree with a selfie, or decline."""
+    signed_name = signed_name.strip()
     with transaction.atomic():
         consent = Consent.objects.select_for_update().get(pk=consent.pk)
         _check_link_usable(consent)
@@ -283,10 +328,12 @@ def consent_answer_link(
             consent.declined_at = now
             consent.save(update_fields=["status", "declined_at"])
             return consent
+        if len(signed_name) > SIGNED_NAME_MAX:
+            raise ConsentRefused(SIGNED_NAME_TOO_LONG)
         match = checks.selfie_check(consent.subject, selfie or b"")
         consent.status = Consent.Status.GRANTED
         consent.granted_at = now
-        consent.signed_name = signed_name.strip()[:80]
+        consent.signed_name = signed_name
         consent.selfie_sha256 = match.sha256
         consent.selfie_embedding = match.embedding
         consent.distances = match.distances

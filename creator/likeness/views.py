@@ -7,12 +7,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from config import ratelimit
 from config.files import stored_file_response
 from creator.jobs.runtime import QueueUnavailable
-from creator.likeness import selectors, services
+from creator.likeness import checks, selectors, services
 from creator.likeness.checks import ConsentRefused
 from creator.likeness.models import Consent, ReferencePhoto, Subject
 from imaging.sniff import too_large
@@ -39,9 +39,11 @@ def _get_photo_for_user(request: HttpRequest, subject_pk: int, pk: int) -> Refer
         raise Http404("No such photo.") from None
 
 
-def _selfie_limited(request: HttpRequest) -> bool:
-    hits = ratelimit.hit("selfie", ratelimit.client_ip(request), window=SELFIE_WINDOW)
-    return hits > SELFIE_ATTEMPTS
+def _selfie_limited(request: HttpRequest) -> int:
+    """Count a selfie attempt; when over the limit, the seconds to wait instead (else 0)."""
+    return ratelimit.attempt(
+        "selfie", ratelimit.client_ip(request), limit=SELFIE_ATTEMPTS, window=SELFIE_WINDOW
+    )
 
 
 def _read_upload(request: HttpRequest, field: str) -> bytes:
@@ -65,22 +67,27 @@ def subject_create(request: HttpRequest) -> HttpResponse:
     if kind == Subject.Kind.OTHER and not name:
         messages.error(request, "Give the name of the person in the photos.")
         return redirect("dashboard")
-    subject = services.subject_create(owner=request.user, kind=kind, name=name)
+    try:
+        subject = services.subject_create(owner=request.user, kind=kind, name=name)
+    except services.SubjectRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard")
     return redirect("subject_detail", pk=subject.pk)
 
 
 @login_required
-@require_GET
+@require_safe
 def subject_detail(request: HttpRequest, pk: int) -> HttpResponse:
     subject = _get_subject_for_user(request, pk)
     context = {
         "subject": subject,
-        "photos": subject.photos.all(),
+        "photos": selectors.subject_photos(subject),
         "readiness": selectors.subject_readiness(subject),
         "models": subject.models.select_related("task"),
         "consent": subject.active_consent(),
         "pending_link": subject.consents.filter(status=Consent.Status.PENDING).first(),
-        "check": selectors.latest_photo_check(subject),
+        "checks": selectors.photo_checks_to_show(subject),
+        "check_stopped": checks.CHECK_STOPPED,
         "consent_link": request.session.pop(f"consent-link-{subject.pk}", None),
         "max_files": settings.PHOTO_MAX_FILES_PER_UPLOAD,
         "max_mb": f"{settings.PHOTO_MAX_BYTES / 1e6:g}",
@@ -118,7 +125,7 @@ def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def photo_file(request: HttpRequest, pk: int, photo_pk: int, variant: str) -> HttpResponse:
     """Reference photos are private: only their owner gets the bytes, through this view."""
     photo = _get_photo_for_user(request, pk, photo_pk)
@@ -141,14 +148,15 @@ def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
     subject = _get_subject_for_user(request, pk)
     if not subject.is_self:
         raise Http404("Someone else consents through their own link.")
     error = None
+    wait = 0
     if request.method == "POST":
-        if _selfie_limited(request):
+        if wait := _selfie_limited(request):
             error = TOO_MANY_SELFIES
         else:
             try:
@@ -162,9 +170,10 @@ def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, "Consent recorded: your likeness lock is on.")
                 return redirect("subject_detail", pk=subject.pk)
-    status = 400 if error else 200
+    status = 429 if wait else 400 if error else 200
     context = {"subject": subject, "error": error}
-    return render(request, "likeness/consent_selfie.html", context, status=status)
+    response = render(request, "likeness/consent_selfie.html", context, status=status)
+    return ratelimit.with_retry_after(response, wait)
 
 
 def _consent_url(request: HttpRequest):
@@ -178,9 +187,13 @@ def consent_link_create(request: HttpRequest, pk: int) -> HttpResponse:
     if subject.is_self:
         raise Http404("You consent for yourself with a selfie.")
     email = request.POST.get("email", "").strip()
-    _, token = services.consent_link_create(
-        subject=subject, email=email, request_url=_consent_url(request)
-    )
+    try:
+        _, token = services.consent_link_create(
+            subject=subject, email=email, request_url=_consent_url(request)
+        )
+    except ConsentRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("subject_detail", pk=subject.pk)
     # Shown once on the next page; only its hash is stored.
     request.session[f"consent-link-{subject.pk}"] = _consent_url(request)(token)
     if email:
@@ -203,15 +216,16 @@ def consent_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def consent_link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         consent = selectors.consent_for_token(token)
     except ConsentRefused as exc:
         return render(request, "likeness/consent_link.html", {"fatal": exc.message}, status=404)
     error = None
+    wait = 0
     if request.method == "POST":
-        if _selfie_limited(request):
+        if wait := _selfie_limited(request):
             error = TOO_MANY_SELFIES
         else:
             agree = request.POST.get("answer") == "agree"
@@ -236,22 +250,23 @@ def consent_link(request: HttpRequest, token: str) -> HttpResponse:
         "error": error,
         "usable": consent.status == Consent.Status.PENDING,
         "expired": selectors.link_expired(consent),
-        "photos": consent.subject.photos.exclude(status=ReferencePhoto.Status.CHECKING),
+        "photos": selectors.consent_link_photos(consent),
     }
-    return render(request, "likeness/consent_link.html", context, status=400 if error else 200)
+    status = 429 if wait else 400 if error else 200
+    response = render(request, "likeness/consent_link.html", context, status=status)
+    return ratelimit.with_retry_after(response, wait)
 
 
 @never_cache
-@require_GET
+@require_safe
 def consent_link_photo(request: HttpRequest, token: str, photo_pk: int) -> HttpResponse:
-    """The person asked to consent sees thumbnails of the photos a model would learn from."""
+    """The person asked to consent sees thumbnails of the photos a model would learn from,
+    while the link can be answered."""
     try:
         consent = selectors.consent_for_token(token)
     except ConsentRefused:
         raise Http404("No such photo.") from None
-    if consent.status not in (Consent.Status.PENDING, Consent.Status.GRANTED):
-        raise Http404("No such photo.")
-    photo = consent.subject.photos.filter(pk=photo_pk).first()
+    photo = selectors.consent_link_photos(consent).filter(pk=photo_pk).first()
     if photo is None:
         raise Http404("No such photo.")
     return _serve(photo.thumbnail)

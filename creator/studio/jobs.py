@@ -13,5 +13,7 @@ def train_model(task, progress, *, model_id: int):
 
 @tracked
 def generate_images(task, progress, *, generation_id: int):
-    generation = Generation.objects.select_related("model__consent", "owner").get(pk=generation_id)
+    generation = Generation.objects.select_related(
+        "model__consent", "model__subject__owner", "owner"
+    ).get(pk=generation_id)
     work.generation_run(generation=generation, progress=progress)

@@ -13,8 +13,10 @@ class PersonalModel(models.Model):
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="models")
     consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="models")
     task = models.OneToOneField(Task, on_delete=models.SET_NULL, null=True, blank=True)
-    name = models.CharField(max_length=80)
-    base_model = models.CharField(max_length=300)
+    name = models.CharField(max_length=80)  # the owner's own name for it, never shown publicly
+    number = models.PositiveIntegerField(default=1)  # the subject's first, second… model
+    base_model = models.CharField(max_length=300)  # the setting: may be a private path
+    base_model_label = models.CharField(max_length=120, blank=True)  # its public name
     config = models.JSONField(default=dict, blank=True)
     lora = models.FileField(max_length=200, blank=True)
     lora_sha256 = models.CharField(max_length=64, blank=True)
@@ -27,6 +29,11 @@ class PersonalModel(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"Model {self.pk} of {self.subject}"
+
+    @property
+    def public_name(self) -> str:
+        """How posts and credentials name it: the creator's handle, not the depicted person."""
+        return f"@{self.subject.owner.handle} · model {self.number}"
 
 
 class Generation(models.Model):

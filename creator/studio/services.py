@@ -9,9 +9,9 @@ from django.db import transaction
 from django.urls import reverse
 
 from config.refusal import Refusal
-from creator.engine import options
+from creator.engine import faces, options
 from creator.jobs import services as jobs
-from creator.likeness.models import Consent, Subject
+from creator.likeness.models import Consent, ReferencePhoto, Subject
 from creator.likeness.selectors import subject_readiness
 from creator.studio.models import Generation, PersonalModel
 
@@ -22,6 +22,10 @@ CONSENT_GONE = (
     "Its images already made stay labelled as such."
 )
 EMPTY_PROMPT = "Describe the image you want."
+PHOTOS_NOT_CONSENTED = (
+    "{count} photo(s) to train on don't match the selfie of the person who gave consent, so "
+    "nothing was trained. Remove them (or check them again) and try again."
+)
 
 
 class Refused(Refusal):
@@ -34,13 +38,19 @@ def training_start(*, subject: Subject) -> PersonalModel:
     if not readiness.ready:
         raise Refused(NOT_READY.format(reasons=" ".join(readiness.reasons)))
     consent = subject.active_consent()
+    strangers = _photos_not_matching(subject, consent)
+    if strangers:
+        raise Refused(PHOTOS_NOT_CONSENTED.format(count=strangers))
     with transaction.atomic():
         number = PersonalModel.objects.filter(subject=subject).count() + 1
         model = PersonalModel.objects.create(
             subject=subject,
             consent=consent,
             name=f"{subject.name} · model {number}",
+            number=number,
             base_model=settings.CANDOR_BASE_MODEL,
+            base_model_label=settings.CANDOR_BASE_MODEL_LABEL
+            or options.base_model_label(settings.CANDOR_BASE_MODEL),
         )
         model.task = jobs.task_start(
             owner=subject.owner,
@@ -54,6 +64,21 @@ def training_start(*, subject: Subject) -> PersonalModel:
         )
         model.save(update_fields=["task"])
     return model
+
+
+def _photos_not_matching(subject: Subject, consent: Consent) -> int:
+    """How many photos the trainer would learn from (OK, with a crop) are not, by their face
+    signature, the person whose selfie gave consent. Checked here again, whatever the photo
+    checks concluded: nothing but the consenting person is trained on."""
+    anchor = consent.selfie_embedding if consent else None
+    photos = subject.photos.filter(status=ReferencePhoto.Status.OK).exclude(crop="")
+    return sum(
+        1
+        for embedding in photos.values_list("embedding", flat=True)
+        if anchor is None
+        or not embedding
+        or faces.distance(anchor, embedding) > settings.FACE_MATCH_THRESHOLD
+    )
 
 
 def generation_start(
@@ -77,6 +102,8 @@ def generation_start(
         raise Refused(CONSENT_GONE)
     if not prompt.strip():
         raise Refused(EMPTY_PROMPT)
+    if max(len(prompt.strip()), len(negative_prompt.strip())) > options.PROMPT_MAX_CHARS:
+        raise Refused(options.PROMPT_TOO_LONG)
     if style not in options.STYLES:
         raise Refused(options.UNKNOWN_STYLE)
     if size not in options.SIZES:
@@ -92,8 +119,8 @@ def generation_start(
         generation = Generation.objects.create(
             owner=user,
             model=model,
-            prompt=prompt.strip()[: options.PROMPT_MAX_CHARS],
-            negative_prompt=negative_prompt.strip()[: options.PROMPT_MAX_CHARS],
+            prompt=prompt.strip(),
+            negative_prompt=negative_prompt.strip(),
             style=style,
             size=size,
             steps=steps,

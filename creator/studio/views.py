@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from config.files import stored_file_response
 from creator.engine import options, tiny
@@ -31,7 +31,7 @@ def _get_model_for_user(request: HttpRequest, pk: int) -> PersonalModel:
 
 
 @login_required
-@require_GET
+@require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     tasks = [jobs.task_refresh(task=t) for t in job_selectors.tasks_for_user(request.user)]
     subjects = likeness_selectors.subjects_for_user(request.user)
@@ -55,7 +55,7 @@ def training_start(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _get_model_for_user(request, pk)
     task = jobs.task_refresh(task=model.task) if model.task else None
@@ -90,7 +90,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def model_sample(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     model = _get_model_for_user(request, pk)
     samples = (model.task.details.get("samples", []) if model.task else []) or []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 
-from config.files import private_name
+from config.files import STORAGE_FAILED, private_name
 from creator.engine import faces
 from creator.engine.base_models import native_resolution
 from creator.engine.generate import GenerationRequest, LoraRef
@@ -23,6 +24,8 @@ from creator.studio import pipelines
 from creator.studio.models import Generation, PersonalModel
 from creator.studio.services import MODEL_NOT_READY
 from gallery.services import post_create
+
+log = logging.getLogger(__name__)
 
 LOSS_POINTS = 200
 CONSENT_REVOKED_DURING = "Consent for this person was revoked, so this stopped."
@@ -120,10 +123,14 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
         )
     except TrainingStopped:
         raise Cancelled() from None
-    with open(result.lora_path, "rb") as handle:
-        model.lora = default_storage.save(
-            private_name("models", model.subject.owner_id, "safetensors"), File(handle)
-        )
+    try:
+        with open(result.lora_path, "rb") as handle:
+            model.lora = default_storage.save(
+                private_name("models", model.subject.owner_id, "safetensors"), File(handle)
+            )
+    except OSError as exc:  # full or read-only storage; the checkpoint stays for a retry
+        log.warning("Could not store a trained model: %s", exc)
+        raise JobError(STORAGE_FAILED) from None
     model.lora_sha256 = result.sha256
     model.best_step = result.best_step
     model.seconds_per_step = result.seconds_per_step
@@ -161,30 +168,12 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
         request,
         on_step=lambda step, total: progress.update(step, total, message="Generating"),
     )
-    posts = []
     marking_started = time.monotonic()
-    for index, image in enumerate(images):
-        posts.append(
-            post_create(
-                owner=generation.owner,
-                image=image,
-                prompt=generation.prompt,
-                seed=generation.seed + index,
-                generation_settings={
-                    "prompt_used": prompt,
-                    "negative_prompt": negative,
-                    "style": generation.style,
-                    "size": f"{width}×{height}",
-                    "steps": generation.steps,
-                    "guidance": generation.guidance,
-                },
-                model_name=model.name,
-                base_model=model.base_model,
-                lora_sha256=model.lora_sha256,
-                consent_id=model.consent_id,
-                prompt_in_credentials=generation.include_prompt,
-            )
-        )
+    try:
+        posts = _file_posts(generation, model, images, prompt, negative, (width, height))
+    except OSError as exc:  # full or read-only storage: say so plainly
+        log.warning("Could not store generated images: %s", exc)
+        raise JobError(STORAGE_FAILED) from None
     marking_seconds = time.monotonic() - marking_started
     generation.post_ids = [str(p.pk) for p in posts]
     generation.save(update_fields=["post_ids"])
@@ -200,4 +189,38 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
         },
         force=True,
     )
+    return posts
+
+
+def _file_posts(generation, model, images, prompt: str, negative: str, size) -> list:
+    """Each image becomes a signed draft post (gallery.post_create); all of them or none."""
+    width, height = size
+    posts = []
+    try:
+        for index, image in enumerate(images):
+            posts.append(
+                post_create(
+                    owner=generation.owner,
+                    image=image,
+                    prompt=generation.prompt,
+                    seed=generation.seed + index,
+                    generation_settings={
+                        "prompt_used": prompt,
+                        "negative_prompt": negative,
+                        "style": generation.style,
+                        "size": f"{width}×{height}",
+                        "steps": generation.steps,
+                        "guidance": generation.guidance,
+                    },
+                    model_name=model.public_name,
+                    base_model=model.base_model_label,
+                    lora_sha256=model.lora_sha256,
+                    consent_id=model.consent_id,
+                    prompt_in_credentials=generation.include_prompt,
+                )
+            )
+    except BaseException:
+        for post in posts:
+            post.delete()  # its files go with it
+        raise
     return posts
