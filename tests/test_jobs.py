@@ -224,3 +224,66 @@ def test_a_recent_progress_write_counts_as_proof_of_life(alice):
     assert services.tasks_reconcile() == 1
     task.refresh_from_db()
     assert task.error == runtime.WORKER_DIED
+
+
+@pytest.fixture
+def embedded_redis(settings, tmp_path):
+    """Where `up` would keep its embedded Redis (and its note of when that server started)."""
+    settings.EMBEDDED_REDIS_SOCKET = tmp_path / "redis.sock"
+
+
+def test_a_running_job_lost_when_up_restarted_its_crashed_redis_says_so(
+    alice, redis_conn, embedded_redis
+):
+    task = start(alice)
+    Task.objects.filter(pk=task.pk).update(
+        status=Status.RUNNING, worker_name="w", started_at=timezone.now() - timedelta(seconds=5)
+    )
+    services.queue_restart_record(after_crash=True)
+    redis_conn.flushdb()  # what the new server holds: nothing
+
+    assert services.tasks_reconcile() == 1
+    task.refresh_from_db()
+    assert (task.status, task.error) == (Status.FAILED, runtime.JOB_LOST_QUEUE_RESTARTED)
+
+
+def test_a_queued_job_lost_in_a_restart_is_failed_without_waiting_out_the_grace(
+    alice, redis_conn, embedded_redis
+):
+    task = start(alice)
+    Task.objects.filter(pk=task.pk).update(updated_at=timezone.now() - timedelta(seconds=5))
+    services.queue_restart_record(after_crash=True)
+    redis_conn.flushdb()
+
+    assert services.tasks_reconcile() == 1
+    task.refresh_from_db()
+    assert (task.status, task.error) == (Status.FAILED, runtime.JOB_LOST_QUEUE_RESTARTED)
+
+
+def test_a_job_lost_when_candor_was_stopped_says_so_after_the_next_start(
+    alice, redis_conn, embedded_redis
+):
+    task = start(alice)
+    Task.objects.filter(pk=task.pk).update(
+        status=Status.RUNNING, worker_name="w", started_at=timezone.now() - timedelta(hours=1)
+    )
+    services.queue_restart_record(after_crash=False)  # `up` starting afresh
+    redis_conn.flushdb()
+
+    assert services.tasks_reconcile() == 1
+    task.refresh_from_db()
+    assert task.error == runtime.JOB_LOST_CANDOR_STOPPED
+
+
+def test_a_job_queued_after_the_last_restart_and_then_lost_is_not_blamed_on_it(
+    alice, redis_conn, embedded_redis
+):
+    services.queue_restart_record(after_crash=True)
+    time.sleep(0.01)
+    task = start(alice)
+    # Its job is not in Redis: the push waits for a commit this test never makes.
+    Task.objects.filter(pk=task.pk).update(status=Status.RUNNING, started_at=timezone.now())
+
+    assert services.tasks_reconcile() == 1
+    task.refresh_from_db()
+    assert task.error == runtime.JOB_LOST

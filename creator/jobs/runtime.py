@@ -35,6 +35,15 @@ WORKER_DIED = (
 JOB_LOST = (
     "This job was lost from the queue before it finished (the queue was reset). You can retry it."
 )
+# Lost jobs whose embedded Redis started (empty) after they were queued: `up` restarted it
+# after it crashed, or `up` itself was stopped and later started again.
+JOB_LOST_QUEUE_RESTARTED = (
+    "The job queue was restarted (Candor's queue server stopped unexpectedly), so this job was "
+    "lost. You can retry it."
+)
+JOB_LOST_CANDOR_STOPPED = (
+    "Candor was stopped before this job finished, so it was lost. You can retry it."
+)
 JOB_TIMED_OUT = "This job ran past its time limit and was stopped. You can retry it."
 JOB_ENDED_SILENTLY = "This job ended without reporting a result. You can retry it."
 QUEUE_UNAVAILABLE = (

@@ -2,9 +2,12 @@
 
 import contextlib
 import functools
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import django_rq
@@ -45,6 +48,37 @@ def queue_check() -> None:
     except (RedisError, OSError) as exc:
         log.warning("Job queue unreachable: %s", exc)
         raise runtime.QueueUnavailable() from None
+
+
+def _queue_started_file() -> Path:
+    return settings.EMBEDDED_REDIS_SOCKET.with_name("redis-started.json")
+
+
+def queue_restart_record(*, after_crash: bool) -> None:
+    """Note that the embedded Redis is about to start empty, so that jobs lost with the old
+    server can say why. `up` calls this just before it starts the server: a note kept inside
+    Redis would come too late for a reconciler that reached the new server first."""
+    path = _queue_started_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps({"at": time.time(), "after_crash": after_crash}))
+    draft.replace(path)  # atomic: a reader sees the old note or the new one
+
+
+def _lost_in_restart(task: Task) -> str | None:
+    """The error for a row whose job vanished because the embedded Redis restarted, else None."""
+    try:
+        note = json.loads(_queue_started_file().read_text())
+    except (OSError, ValueError):
+        return None  # never started by `up` here (e.g. an external Redis)
+    # A RUNNING job was in Redis when it started; a QUEUED row was last saved when it was
+    # queued (creation or retry), and the push follows that save's commit at once.
+    in_queue_since = task.started_at or task.updated_at
+    if note["at"] <= in_queue_since.timestamp():
+        return None
+    if note["after_crash"]:
+        return runtime.JOB_LOST_QUEUE_RESTARTED
+    return runtime.JOB_LOST_CANDOR_STOPPED
 
 
 def _rq_job_id(task: Task) -> str:
@@ -164,6 +198,9 @@ def _diagnose(task: Task, connection) -> tuple[str, str] | None:
     except NoSuchJobError:
         job = None
     if job is None:
+        lost_in_restart = _lost_in_restart(task)
+        if lost_in_restart:
+            return Status.FAILED, lost_in_restart
         if task.status == Status.RUNNING or timezone.now() - task.created_at > LOST_JOB_GRACE:
             return Status.FAILED, runtime.JOB_LOST
         return None

@@ -25,6 +25,10 @@ RECONCILE_EVERY = 6
 
 
 class CandorWorker(SimpleWorker):
+    # While Redis is away, RQ waits 1, 2, 4… seconds between tries, up to a minute by default;
+    # `up` brings its Redis back within seconds, and queued jobs should not wait a minute more.
+    max_connection_wait_time = 5.0
+
     def bootstrap(self, *args, **kwargs):
         super().bootstrap(*args, **kwargs)
         self._alive_key = runtime.ALIVE_KEY.format(self.name)
@@ -66,6 +70,8 @@ class CandorWorker(SimpleWorker):
         try:
             close_old_connections()
             tasks_reconcile()
+        except runtime.QueueUnavailable:
+            pass  # Redis is away (perhaps being restarted); the next round will tell
         except Exception:
             log.exception("Reconciling jobs failed")
         finally:
