@@ -25,6 +25,6 @@ urlpatterns = [
     ),
     path("credentials/trust-anchor.pem", views.trust_anchor, name="trust_anchor"),
     path("verify/", verify_views.verify_page, name="verify_page"),
-    path("verify/c/<uuid:uuid>/", verify_views.verify_shared, name="verify_shared"),
+    path("verify/r/<str:token>/", verify_views.verify_result, name="verify_result"),
     path("api/verify", verify_views.verify_api, name="verify_api"),
 ]

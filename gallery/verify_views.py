@@ -1,8 +1,10 @@
 """The public verify page and API: anyone can check an image; nothing uploaded is stored."""
 
 from django.conf import settings
+from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -10,7 +12,7 @@ from config import ratelimit
 from gallery.models import Credential
 from gallery.verify import (
     BUSY_RETRY_AFTER,
-    RECOVERED_BY_WATERMARK,
+    HEADLINES,
     Verdict,
     VerifierBusy,
     _from_credential,
@@ -22,6 +24,16 @@ from imaging.sniff import too_large
 NO_IMAGE = "Choose an image to verify."
 TOO_MANY = "Too many verifications from your network. Please wait a minute and try again."
 WINDOW = 60
+RESULT_SALT = "candor.verify-result"
+
+
+def result_path(verdict: Verdict) -> str:
+    """A link to this result: only the verdict reached and the credential, signed so a link can't
+    claim a verdict that was never given. Nothing of the upload is in it."""
+    token = signing.dumps(
+        {"v": verdict.verdict, "c": str(verdict.credential.uuid)}, salt=RESULT_SALT
+    )
+    return reverse("verify_result", args=[token])
 
 
 def _limited(request: HttpRequest) -> int:
@@ -59,9 +71,9 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         response = render(request, "gallery/verify.html", {"error": TOO_MANY}, status=429)
         return ratelimit.with_retry_after(response, wait)
     verdict, error, status = _check(request)
-    response = render(
-        request, "gallery/verify.html", {"verdict": verdict, "error": error}, status=status
-    )
+    share = result_path(verdict) if verdict and verdict.credential else ""
+    context = {"verdict": verdict, "error": error, "share_path": share}
+    response = render(request, "gallery/verify.html", context, status=status)
     return ratelimit.with_retry_after(response, _busy_wait(status))
 
 
@@ -76,15 +88,19 @@ def verify_api(request: HttpRequest) -> JsonResponse:
         return ratelimit.with_retry_after(response, _busy_wait(status))
     payload = verdict.as_json()
     if verdict.credential is not None:
-        payload["share_url"] = request.build_absolute_uri(f"/verify/c/{verdict.credential.uuid}/")
+        payload["share_url"] = request.build_absolute_uri(result_path(verdict))
     return JsonResponse(payload)
 
 
 @require_safe
-def verify_shared(request: HttpRequest, uuid) -> HttpResponse:
-    """A shareable result for a Candor credential (nothing of the upload is kept)."""
-    credential = Credential.objects.select_related("post").filter(uuid=uuid).first()
-    if credential is None:
-        raise Http404("No such credential.")
-    verdict = _from_credential(RECOVERED_BY_WATERMARK, credential)
+def verify_result(request: HttpRequest, token: str) -> HttpResponse:
+    """A shared result: the verdict that was reached, with the credential's details today."""
+    try:
+        data = signing.loads(token, salt=RESULT_SALT)
+    except signing.BadSignature:
+        raise Http404("No such result.") from None
+    credential = Credential.objects.select_related("post").filter(uuid=data.get("c")).first()
+    if credential is None or data.get("v") not in HEADLINES:
+        raise Http404("No such result.")
+    verdict = _from_credential(data["v"], credential)
     return render(request, "gallery/verify.html", {"verdict": verdict, "shared": True})

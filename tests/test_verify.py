@@ -165,6 +165,31 @@ def test_a_copy_without_a_watermark_is_recovered_by_similarity(alice):
     assert result["details"]["similarity_bits_apart"] <= verify.SIMILARITY_BITS
 
 
+def test_the_shared_link_shows_the_verdict_that_was_reached(alice):
+    post = candor_post(alice)
+    intact = check(post.display.read())
+    assert intact["verdict"] == verify.SIGNED_BY_THIS_INSTANCE
+    page = html.unescape(Client().get(intact["share_url"].split("testserver")[1]).content.decode())
+    assert verify.HEADLINES[verify.SIGNED_BY_THIS_INSTANCE] in page
+    assert verify.HEADLINES[verify.RECOVERED_BY_WATERMARK] not in page
+
+    buffer = io.BytesIO()
+    Image.open(post.display.open()).save(buffer, "JPEG", quality=80)
+    stripped = check(buffer.getvalue())
+    page = html.unescape(
+        Client().get(stripped["share_url"].split("testserver")[1]).content.decode()
+    )
+    assert verify.HEADLINES[verify.RECOVERED_BY_WATERMARK] in page
+
+
+def test_a_shared_link_cannot_be_edited_to_claim_another_verdict(alice):
+    post = candor_post(alice)
+    path = check(post.display.read())["share_url"].split("testserver")[1]
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    forged = token.replace(token[5], "A" if token[5] != "A" else "B", 1)
+    assert Client().get(path.replace(token, forged)).status_code == 404
+
+
 def test_an_unrelated_photo_has_no_credentials(alice):
     candor_post(alice)
     result = check(images.fixture_bytes("skimage_coffee.png"), "coffee.png")
