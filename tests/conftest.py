@@ -27,6 +27,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple 42"
+CONFIRM = {"confirm": "yes"}  # what a destructive action's confirm page posts
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

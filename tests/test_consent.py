@@ -19,7 +19,14 @@ from creator.likeness import checks, selectors, services
 from creator.likeness.models import Consent, ReferencePhoto, Subject
 from creator.studio.models import PersonalModel
 from tests import images
-from tests.conftest import PASSWORD, committing, run_photo_checks, stored_files, upload_files
+from tests.conftest import (
+    CONFIRM,
+    PASSWORD,
+    committing,
+    run_photo_checks,
+    stored_files,
+    upload_files,
+)
 
 pytestmark = pytest.mark.usefixtures("private_media")
 
@@ -274,7 +281,7 @@ def test_revoking_stops_training_and_deletes_models(
     lora_path = private_media / model.lora.name
 
     with committing():
-        alice_client.post(reverse("consent_revoke", args=[alice_subject.pk]))
+        alice_client.post(reverse("consent_revoke", args=[alice_subject.pk]), CONFIRM)
 
     consent = alice_subject.consents.get()
     assert (consent.status, consent.revoked_by) == (Consent.Status.REVOKED, "creator")
@@ -291,7 +298,7 @@ def test_the_subject_can_revoke_through_their_link(alice_client, bobs_friend):
     give_model(bobs_friend)
 
     with committing():
-        Client().post(link + "revoke")
+        Client().post(link + "revoke", CONFIRM)
 
     consent = bobs_friend.consents.get()
     assert (consent.status, consent.revoked_by) == (Consent.Status.REVOKED, "subject")
@@ -307,7 +314,7 @@ def test_deleting_a_subject_removes_its_files_and_keeps_a_revoked_record(
     assert stored_files(private_media)
 
     with committing():
-        alice_client.post(reverse("subject_delete", args=[alice_subject.pk]))
+        alice_client.post(reverse("subject_delete", args=[alice_subject.pk]), CONFIRM)
 
     assert stored_files(private_media) == []
     assert not Subject.objects.exists()
@@ -353,7 +360,7 @@ def test_another_creator_gets_404_on_every_subject_photo_and_consent_url(
     for url in gets:
         assert bob_client.get(url).status_code == 404, url
     for url in posts:
-        assert bob_client.post(url).status_code == 404, url
+        assert bob_client.post(url, CONFIRM).status_code == 404, url
     assert Subject.objects.filter(pk=pk).exists()
     assert alice_subject.photos.count() == 1
 

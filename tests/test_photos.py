@@ -15,7 +15,7 @@ from creator.likeness.models import ReferencePhoto
 from imaging.limits import MESSAGES, Reason
 from imaging.sniff import too_large
 from tests import images
-from tests.conftest import committing, run_photo_checks, stored_files, upload_files
+from tests.conftest import CONFIRM, committing, run_photo_checks, stored_files, upload_files
 from tests.test_imaging import BAD_INPUTS, message_pattern
 
 pytestmark = pytest.mark.usefixtures("private_media")
@@ -66,7 +66,7 @@ def test_adding_biden_is_flagged_as_a_different_person(alice_client, alice_subje
     assert any("need attention" in r for r in readiness.reasons)
 
     # Removing the outlier clears the flag for the rest of the set.
-    alice_client.post(reverse("photo_delete", args=[alice_subject.pk, biden.pk]))
+    alice_client.post(reverse("photo_delete", args=[alice_subject.pk, biden.pk]), CONFIRM)
     assert not alice_subject.photos.filter(status="flagged").exists()
 
 
@@ -328,7 +328,7 @@ def test_removing_a_photo_deletes_its_files(alice_client, alice_subject, private
     assert len(stored_files(private_media)) == 3  # photo, thumbnail, face crop
 
     with committing():
-        alice_client.post(reverse("photo_delete", args=[alice_subject.pk, photo.pk]))
+        alice_client.post(reverse("photo_delete", args=[alice_subject.pk, photo.pk]), CONFIRM)
 
     assert stored_files(private_media) == []
 

@@ -22,7 +22,14 @@ from creator.studio import services as studio
 from creator.studio.models import Generation, PersonalModel
 from gallery.models import Post
 from tests import images
-from tests.conftest import committing, run_photo_checks, upload_files, wait_for, wait_for_status
+from tests.conftest import (
+    CONFIRM,
+    committing,
+    run_photo_checks,
+    upload_files,
+    wait_for,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.usefixtures("private_media")
 
@@ -216,7 +223,7 @@ def test_a_model_whose_consent_was_revoked_cannot_generate(alice, alice_client, 
     queued_before = studio.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
 
     with committing():
-        alice_client.post(reverse("consent_revoke", args=[trained_model.subject.pk]))
+        alice_client.post(reverse("consent_revoke", args=[trained_model.subject.pk]), CONFIRM)
 
     assert Consent.objects.get().status == Consent.Status.REVOKED
     assert not PersonalModel.objects.exists()  # revocation deleted it
@@ -253,7 +260,7 @@ def test_other_creators_get_404_on_models_samples_posts(bob_client, alice, train
         reverse("post_delete", args=[post.pk]),
         reverse("training_start", args=[trained_model.subject.pk]),
     ):
-        assert bob_client.post(url, {"prompt": "x"}).status_code == 404, url
+        assert bob_client.post(url, {"prompt": "x", **CONFIRM}).status_code == 404, url
     assert generation.pk and Post.objects.count() == 1
 
 

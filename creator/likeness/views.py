@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from config import ratelimit
+from config.confirm import confirm_page, confirmed
 from config.files import stored_file_response
 from creator.jobs.runtime import QueueUnavailable
 from creator.likeness import checks, selectors, services
@@ -101,6 +102,20 @@ def subject_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def subject_delete(request: HttpRequest, pk: int) -> HttpResponse:
     subject = _get_subject_for_user(request, pk)
     name = subject.name
+    if not confirmed(request):
+        photos, models = subject.photos.count(), subject.models.count()
+        return confirm_page(
+            request,
+            title=f"Delete the subject “{name}”?",
+            consequences=[
+                f"{photos} reference photo(s) of {name} and their face data",
+                f"{models} personal model(s) trained on them, and any training in progress",
+                f"{name}'s consent (it stays on record as revoked, with no face data)",
+            ],
+            keeps=["your account, and images already in your gallery (labelled as revoked)"],
+            button=f"Delete subject “{name}” and its photos and models",
+            cancel_url=reverse("subject_detail", args=[subject.pk]),
+        )
     services.subject_delete(subject=subject)
     messages.success(request, f"Deleted {name}, their photos and models.")
     return redirect("dashboard")
@@ -142,6 +157,15 @@ def _serve(file) -> FileResponse:
 @require_POST
 def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
     photo = _get_photo_for_user(request, pk, photo_pk)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Remove the photo “{photo}”?",
+            consequences=[f"the photo “{photo}”, its face crop and its face data"],
+            keeps=["the other photos, consent and trained models"],
+            button=f"Remove photo “{photo}”",
+            cancel_url=reverse("subject_detail", args=[pk]),
+        )
     services.photo_delete(photo=photo)
     messages.success(request, f"Removed {photo}.")
     return redirect("subject_detail", pk=pk)
@@ -207,6 +231,18 @@ def consent_link_create(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def consent_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     subject = _get_subject_for_user(request, pk)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Revoke consent for {subject.name}?",
+            consequences=[
+                f"every personal model of {subject.name}, and any training in progress",
+                "the consent itself: training again needs a new one",
+            ],
+            keeps=["the reference photos", "images already made, their credentials saying so"],
+            button=f"Revoke consent and delete {subject.name}'s models",
+            cancel_url=reverse("subject_detail", args=[subject.pk]),
+        )
     services.consent_revoke(subject=subject, by="creator")
     messages.success(request, "Consent revoked. Training stopped and trained models deleted.")
     return redirect("subject_detail", pk=subject.pk)
@@ -278,6 +314,18 @@ def consent_link_revoke(request: HttpRequest, token: str) -> HttpResponse:
         consent = selectors.consent_for_token(token)
     except ConsentRefused:
         raise Http404("No such consent.") from None
+    if consent.status == Consent.Status.GRANTED and not confirmed(request):
+        return confirm_page(
+            request,
+            title="Withdraw your consent?",
+            consequences=[
+                f"every personal model of you that @{consent.subject.owner.handle} trained here, "
+                "and any training in progress",
+            ],
+            keeps=["a record that you withdrew, so images already made say so when checked"],
+            button="Withdraw my consent",
+            cancel_url=reverse("consent_link", args=[token]),
+        )
     if consent.status == Consent.Status.GRANTED:
         services.consent_revoke(subject=consent.subject, by="subject")
     return redirect("consent_link", token=token)

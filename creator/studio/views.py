@@ -5,8 +5,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from config.confirm import confirm_page, confirmed
 from config.files import stored_file_response
 from creator.engine import options, tiny
 from creator.jobs import selectors as job_selectors
@@ -152,6 +154,18 @@ def generation_start(request: HttpRequest, pk: int) -> HttpResponse:
 def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
     model = _get_model_for_user(request, pk)
     subject_pk = model.subject_id
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Delete the model “{model.name}”?",
+            consequences=[
+                "its trained weights (LoRA file)",
+                "any training or generation in progress",
+            ],
+            keeps=["images already made with it, in your gallery"],
+            button=f"Delete model “{model.name}”",
+            cancel_url=reverse("model_detail", args=[model.pk]),
+        )
     services.model_delete(model=model)
     messages.success(request, "Model deleted. Images already made stay in your gallery.")
     return redirect("subject_detail", pk=subject_pk)
