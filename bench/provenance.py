@@ -22,6 +22,7 @@ from gallery.provenance.pipeline import mark
 from gallery.provenance.xmp import encode_with_xmp, xmp_packet
 
 RUNS = 5
+KEY = watermark.key_for(b"bench instance watermark secret")
 # 25 steps at ~32 it/s plus the VAE decode: the anchor for SD 1.5 on an A100, until
 # bench/gpu.sh measures it on a lent GPU.
 A100_SD15_512_MS = 900.0
@@ -78,11 +79,16 @@ def main() -> None:
         encoded = encode_with_xmp(image, "JPEG", xmp)
         parts = {
             "XMP + JPEG encode": timed(lambda image=image: encode_with_xmp(image, "JPEG", xmp)),
-            "watermark": timed(lambda image=image: watermark.embed(image, 12345)),
+            "watermark": timed(lambda image=image: watermark.embed(image, 12345, key=KEY)),
             "C2PA sign": timed(lambda data=encoded: signer.sign(data, "image/jpeg", definition)),
             "whole pipeline": timed(
                 lambda image=image: mark(
-                    image, fmt="JPEG", facts=facts, signer=signer, watermark_id=12345
+                    image,
+                    fmt="JPEG",
+                    facts=facts,
+                    signer=signer,
+                    watermark_id=12345,
+                    watermark_key=KEY,
                 )
             ),
         }

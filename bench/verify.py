@@ -11,9 +11,14 @@ Sets up a throwaway Candor (SQLite in a temp folder) with 1,000 credentials in t
   median and max latency of verify_bytes each; target <= 1 s. Then four clients verify the worst
   one at once, over and over, while a fifth fetches the verify page: its median and max latency,
   target <= 200 ms (with this process's verify slots, and without them for comparison).
+- scale: the no-manifest path (verify_bytes) with 1,000 and then 100,000 credentials in the store
+  (filler rows: bulk-created random pHashes, nothing signed), for a stripped Candor image (found by
+  its watermark) and an unmarked one found by pHash through the band indexes
+  (recovered_by_similarity); target median <= 250 ms at 100,000. Baseline, same store: the old
+  Python scan of every stored pHash, timed alone.
 
     python bench/verify.py [--images 50] [--requests 30] [--worst-runs 5] [--seconds 8]
-                           [--worst-only] [--json]
+                           [--scale 1000,100000] [--worst-only | --scale-only] [--json]
 """
 
 from __future__ import annotations
@@ -230,6 +235,8 @@ def main() -> None:
     parser.add_argument("--worst-runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="of concurrent verifying")
     parser.add_argument("--worst-only", action="store_true", help="skip latency and recovery")
+    parser.add_argument("--scale", default="1000,100000", help="store sizes for the scale rows")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale rows")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--peak-memory-of", help=argparse.SUPPRESS)  # child mode, see below
     args = parser.parse_args()
@@ -264,6 +271,10 @@ def main() -> None:
         emit(*run_worst(args, verify, ImageRejected, MAX_JPEG_SCANS), args.json)
         return
     user = User.objects.create_user("bench", "bench@example.com", "bench bench bench 1")
+    if args.scale_only:
+        text, figures = run_scale(args, user, verify_bytes)
+        emit(text, {"scale": figures}, args.json)
+        return
     posts = []
     for i in range(args.images):
         posts.append(
@@ -348,7 +359,83 @@ def main() -> None:
         )
         figures["recovery"][name] = round(share, 3)
     worst_text, figures["worst"] = run_worst(args, verify, ImageRejected, MAX_JPEG_SCANS)
-    emit(table(rows, ["what", "value"]) + "\n\n" + worst_text, figures, args.json)
+    scale_text, figures["scale"] = run_scale(args, user, verify_bytes)
+    emit(
+        table(rows, ["what", "value"]) + "\n\n" + worst_text + "\n\n" + scale_text,
+        figures,
+        args.json,
+    )
+
+
+def run_scale(args, user, verify_bytes) -> tuple[str, list[dict]]:
+    """The no-manifest path as the store grows: filler credentials are bulk-created (random
+    pHashes, bands filled by Credential's bulk_create, nothing signed)."""
+    from gallery import fingerprints
+    from gallery.models import Credential
+    from gallery.services import post_create
+    from gallery.verify import SIMILARITY_BITS
+    from imaging.phash import hamming, phash
+
+    post = post_create(
+        owner=user,
+        image=astronaut_photo(998).resize((1024, 1024)),
+        prompt="p",
+        seed=2,
+        generation_settings={},
+        model_name="m",
+        base_model="builtin:tiny",
+    )
+    marked = _jpeg(Image.open(post.display.open()).convert("RGB"), 90)
+    # A picture Candor never marked, whose pHash one stored credential has: found by similarity.
+    unmarked_image = astronaut_photo(997).resize((1024, 1024))
+    unmarked = _jpeg(unmarked_image, 90)
+    Credential.objects.create(variant="display", mime="image/jpeg", phash=phash(unmarked_image))
+    rng = random.Random(1)
+    rows, figures = [], []
+    for size in (int(n) for n in args.scale.split(",")):
+        filler = size - Credential.objects.count()
+        while filler > 0:
+            batch = min(filler, 5000)
+            Credential.objects.bulk_create(
+                Credential(
+                    variant="display", mime="image/jpeg", phash=f"{rng.getrandbits(64):016x}"
+                )
+                for _ in range(batch)
+            )
+            filler -= batch
+        stored = Credential.objects.count()
+        row = {"credentials": f"{stored:,}"}
+        figure = {"credentials": stored}
+        for label, data in (("stripped, watermark", marked), ("unmarked, pHash", unmarked)):
+            times, verdict = [], ""
+            for _ in range(args.requests):
+                tick = time.perf_counter()
+                verdict = verify_bytes(data).verdict
+                times.append(time.perf_counter() - tick)
+            row[label] = f"{median(times) * 1000:.0f} ms ({verdict})"
+            figure[label] = {"median_ms": round(median(times) * 1000, 1), "verdict": verdict}
+        wanted = phash(unmarked_image)
+        times = []
+        for _ in range(3):
+            tick = time.perf_counter()
+            for _pk, other in Credential.objects.exclude(phash="").values_list("pk", "phash"):
+                hamming(wanted, other)
+            times.append(time.perf_counter() - tick)
+        row["baseline: old full scan alone"] = f"{median(times) * 1000:.0f} ms"
+        figure["old_scan_ms"] = round(median(times) * 1000, 1)
+        times = []
+        for _ in range(args.requests):
+            tick = time.perf_counter()
+            fingerprints.nearest(wanted, max_bits=SIMILARITY_BITS)
+            times.append(time.perf_counter() - tick)
+        row["index lookup alone"] = f"{median(times) * 1000:.1f} ms"
+        figure["index_lookup_ms"] = round(median(times) * 1000, 2)
+        rows.append(row)
+        figures.append(figure)
+    columns = ["credentials", "stripped, watermark", "unmarked, pHash"]
+    columns += ["index lookup alone", "baseline: old full scan alone"]
+    text = "No-manifest verify (verify_bytes, median; target <= 250 ms at 100,000)\n"
+    return text + table(rows, columns), figures
 
 
 def run_worst(args, verify, rejected, max_scans: int) -> tuple[str, dict]:

@@ -77,10 +77,37 @@ class GalleryShare(models.Model):
         return f"Gallery link of {self.owner}"
 
 
+# The 64-bit pHash split into bands, high bits first, each kept in its own indexed integer column
+# so a near-identical image is found by index lookups, not by reading every row (see
+# gallery/fingerprints.py for the search and the guarantee it gives).
+PHASH_BAND_BITS = (22, 21, 21)
+PHASH_BAND_FIELDS = ("phash_band0", "phash_band1", "phash_band2")
+
+
+def phash_bands(phash: str) -> tuple[int, ...] | tuple[None, ...]:
+    """The bands of a 16-hex-digit pHash; all None when there is none."""
+    if not phash:
+        return (None,) * len(PHASH_BAND_BITS)
+    value, bands, shift = int(phash, 16), [], 64
+    for bits in PHASH_BAND_BITS:
+        shift -= bits
+        bands.append((value >> shift) & ((1 << bits) - 1))
+    return tuple(bands)
+
+
+class CredentialQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for credential in objs:
+            credential.fill_phash_bands()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Credential(models.Model):
     """One signed file's Content Credential, kept so it can be found again after stripping.
 
-    Its numeric id is the watermark id woven into the pixels; `uuid` is the public one.
+    Its numeric id is the watermark id woven into the pixels; `uuid` is the public one. The pHash
+    bands are derived from `phash` on every save and bulk_create (not on queryset.update()).
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -91,6 +118,9 @@ class Credential(models.Model):
     mime = models.CharField(max_length=20)
     sha256 = models.CharField(max_length=64, blank=True)
     phash = models.CharField(max_length=16, blank=True, db_index=True)
+    phash_band0 = models.IntegerField(null=True, blank=True, db_index=True, editable=False)
+    phash_band1 = models.IntegerField(null=True, blank=True, db_index=True, editable=False)
+    phash_band2 = models.IntegerField(null=True, blank=True, db_index=True, editable=False)
     watermarked = models.BooleanField(default=False)
     manifest = models.JSONField(default=dict)
     signer = models.CharField(max_length=300, blank=True)
@@ -100,5 +130,18 @@ class Credential(models.Model):
     consent_revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = CredentialQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"Credential {self.uuid} ({self.variant})"
+
+    def save(self, *args, **kwargs):
+        self.fill_phash_bands()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "phash" in update_fields:
+            kwargs["update_fields"] = [*update_fields, *PHASH_BAND_FIELDS]
+        super().save(*args, **kwargs)
+
+    def fill_phash_bands(self) -> None:
+        for name, band in zip(PHASH_BAND_FIELDS, phash_bands(self.phash), strict=True):
+            setattr(self, name, band)

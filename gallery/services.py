@@ -19,7 +19,8 @@ from config.files import delete_files_on_commit, new_token, private_name
 from config.refusal import Refusal
 from gallery import signing
 from gallery.models import Credential, GalleryShare, Post
-from gallery.provenance.manifest import ImageFacts
+from gallery.provenance.c2pa import Parent
+from gallery.provenance.manifest import ImageFacts, derivation
 from gallery.provenance.pipeline import mark
 from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS
 from imaging.phash import phash
@@ -51,9 +52,12 @@ def post_create(
     prompt_in_credentials: bool = False,
 ) -> Post:
     """Store a generated image as a private draft post. Every file made here — the original and
-    each display size — is marked (XMP, watermark) and signed before it is stored."""
+    each display size — is marked (XMP, watermark) and signed before it is stored. The original
+    is signed first; each size made from it carries the signed original as its parent
+    ingredient, so its credential says how it was derived rather than claiming a new creation."""
     image = image.convert("RGB")
     signer = signing.signer()
+    parent: Parent | None = None
     saved: list[str] = []
     try:
         with transaction.atomic():
@@ -65,6 +69,7 @@ def post_create(
             )  # fmt: skip
             for variant, fmt, ext, make in VARIANTS:
                 pixels = make(image)
+                fingerprint = phash(pixels)
                 credential = Credential.objects.create(
                     post=post, variant=variant, mime=f"image/{fmt.lower()}",
                     author_handle=owner.handle, consent_id=consent_id,
@@ -82,18 +87,26 @@ def post_create(
                     lora_sha256=lora_sha256,
                     consent_id=consent_id,
                     credential_id=str(credential.uuid),
+                    phash=fingerprint,
+                    derived_actions=(
+                        derivation(variant, resized=pixels.size != image.size) if parent else ()
+                    ),
                     prompt=prompt if prompt_in_credentials else None,
                     seed=seed if prompt_in_credentials else None,
                 )
                 marked = mark(
-                    pixels, fmt=fmt, facts=facts, signer=signer, watermark_id=credential.pk
-                )
+                    pixels, fmt=fmt, facts=facts, watermark_id=credential.pk,
+                    watermark_key=signing.watermark_key(),
+                    signer=signer.derived_from(parent) if parent else signer,
+                )  # fmt: skip
+                if parent is None:
+                    parent = Parent(marked.data, credential.mime, facts.title)
                 name = default_storage.save(
                     private_name("posts", owner.pk, ext), ContentFile(marked.data)
                 )
                 saved.append(name)
                 credential.sha256 = hashlib.sha256(marked.data).hexdigest()
-                credential.phash = phash(pixels)
+                credential.phash = fingerprint
                 credential.watermarked = marked.watermarked
                 credential.manifest = marked.manifest
                 credential.save(update_fields=["sha256", "phash", "watermarked", "manifest"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from gallery.provenance import keys
+from gallery.provenance import keys, watermark
 from gallery.provenance.c2pa import Signer
 
 
@@ -40,14 +40,31 @@ def signer() -> Signer:
     return Signer(identity(), tsa_url=settings.C2PA_TSA_URL)
 
 
+def instance_roots_pem() -> bytes:
+    """Every root this instance has signed under — the current one and each one rotated out —
+    so images signed before a rotation stay Trusted. What /credentials/trust-anchor.pem serves."""
+    current = identity().root_pem  # made on first use; empty for an operator chain
+    pem = keys.roots_pem(settings.C2PA_KEYS_DIR)
+    if current.strip() and current.strip() not in pem:
+        pem = current + pem
+    return pem
+
+
 def trust_anchors_pem() -> bytes:
-    """This instance's root plus the operator's extra anchors (e.g. the C2PA trust list)."""
-    pem = identity().root_pem
+    """This instance's roots plus the operator's extra anchors (e.g. the C2PA trust list)."""
+    pem = instance_roots_pem()
     if settings.C2PA_TRUST_ANCHORS_FILE:
         pem = pem + b"\n" + _read(settings.C2PA_TRUST_ANCHORS_FILE)
     return pem
 
 
+@functools.cache
+def watermark_key() -> bytes:
+    """The key this instance marks and reads its watermark with (kept across key rotations)."""
+    return watermark.key_for(keys.watermark_secret(settings.C2PA_KEYS_DIR))
+
+
 def reset() -> None:
     identity.cache_clear()
     signer.cache_clear()
+    watermark_key.cache_clear()

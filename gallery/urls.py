@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from gallery import verify_views, views
+from gallery import soft_binding, verify_views, views
 
 VARIANT = "<str:variant>.<str:ext>"
 
@@ -27,4 +27,13 @@ urlpatterns = [
     path("verify/", verify_views.verify_page, name="verify_page"),
     path("verify/r/<str:token>/", verify_views.verify_result, name="verify_result"),
     path("api/verify", verify_views.verify_api, name="verify_api"),
+    # C2PA Soft Binding Resolution API (gallery/soft_binding.py).
+    path("matches/byBinding", soft_binding.matches_by_binding, name="sb_matches_by_binding"),
+    path("matches/byContent", soft_binding.matches_by_content, name="sb_matches_by_content"),
+    path("manifests/<str:manifest_id>", soft_binding.manifest, name="sb_manifest"),
+    path(
+        "services/supportedAlgorithms",
+        soft_binding.supported_algorithms,
+        name="sb_supported_algorithms",
+    ),
 ]

@@ -11,13 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
-from gallery import signing
+from gallery import fingerprints, signing
 from gallery.models import Credential, Post
 from gallery.provenance import c2pa, watermark
-from gallery.renditions import DISPLAY_MAX, PREVIEW_SIZE, decode_sizes
+from gallery.renditions import DISPLAY_MAX, FIELD_FOR_VARIANT, PREVIEW_SIZE, decode_sizes
 from imaging.decode import decode_srgb
 from imaging.limits import (
     CheckedImage,
@@ -27,7 +28,7 @@ from imaging.limits import (
     check_image,
     open_image,
 )
-from imaging.phash import hamming, phash
+from imaging.phash import phash
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ UNREADABLE = "unreadable"
 RECOVERED_BY_WATERMARK = "recovered_by_watermark"
 RECOVERED_BY_SIMILARITY = "recovered_by_similarity"
 NO_CREDENTIALS = "no_credentials"
+EXPIRED_SIGNER = "expired_signer"
+MODIFIED_COPY = "modified_copy"
+RELABELLED = "relabelled"
 
 HEADLINES = {
     SIGNED_BY_THIS_INSTANCE: "AI-generated, signed by this Candor instance",
@@ -49,6 +53,9 @@ HEADLINES = {
     RECOVERED_BY_WATERMARK: "Credentials were stripped from this image; Candor recovered them",
     RECOVERED_BY_SIMILARITY: "Credentials were stripped from this image; Candor recovered them",
     NO_CREDENTIALS: "No Content Credentials",
+    EXPIRED_SIGNER: "Signed with a certificate that has since expired",
+    MODIFIED_COPY: "A modified copy of an AI image Candor made",
+    RELABELLED: "Relabelled: this is a copy of an AI image Candor made",
 }
 EXPLANATIONS = {
     SIGNED_BY_THIS_INSTANCE: (
@@ -79,6 +86,18 @@ EXPLANATIONS = {
     NO_CREDENTIALS: (
         "No credentials were found, and no Candor watermark. No credentials means unknown, "
         "not real: most images carry none."
+    ),
+    EXPIRED_SIGNER: (
+        "Nothing in the image or its credentials changed, but the certificate that signed them "
+        "has expired and no trusted timestamp shows they were signed while it was valid."
+    ),
+    MODIFIED_COPY: (
+        "This file carries Candor's credentials, but it was changed after signing ({what}). "
+        "These are the credentials of the original it was copied from."
+    ),
+    RELABELLED: (
+        "This file carries other credentials ({what}), but Candor's watermark or fingerprint shows "
+        "it is a copy of an image Candor made with AI; these are the original's credentials."
     ),
 }
 FAILURE_WORDS = {
@@ -157,9 +176,17 @@ def _manifest_details(manifest: dict | None) -> dict:
     actions = (c2pa.assertion(manifest, "c2pa.actions") or {}).get("actions", [])
     first = actions[0] if actions else {}
     agent = first.get("softwareAgent")
-    mining = (c2pa.assertion(manifest, "c2pa.training-mining") or {}).get("entries", {})
+    # cawg.training-mining since C2PA 2.0; c2pa.training-mining in credentials made before.
+    mining = (
+        c2pa.assertion(manifest, "cawg.training-mining")
+        or c2pa.assertion(manifest, "c2pa.training-mining")
+        or {}
+    ).get("entries", {})
     work = c2pa.assertion(manifest, "stds.schema-org.CreativeWork") or {}
     authors = [a.get("name", "") for a in work.get("author", []) if isinstance(a, dict)]
+    if not authors:  # C2PA 2.x credentials may state the creator only in CAWG metadata
+        creators = (c2pa.assertion(manifest, "cawg.metadata") or {}).get("dc:creator", [])
+        authors = [a for a in creators if isinstance(a, str)]
     generator = manifest.get("claim_generator_info") or [{}]
     return {
         "signer": signature.get("common_name") or signature.get("issuer") or "",
@@ -222,32 +249,100 @@ def verify_bytes(data: bytes) -> Verdict:
 def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
     result = _read_credentials(data)
     if result.error and not _says_no_manifest(result.error):
-        return Verdict(UNREADABLE, why=_plain_error(result.error))
-    if result.found and result.state:
-        details = _manifest_details(result.manifest)
-        if result.state == "Invalid":
-            codes = [code for code in result.failure_codes if code]
-            # An unknown signer is not a change; it is reported, but not as what was tampered with.
-            changed = [code for code in codes if not code.endswith(".untrusted")]
-            words = [FAILURE_WORDS.get(code, code) for code in changed] or [
-                "it no longer validates"
-            ]
-            details["failures"] = codes
-            return Verdict(TAMPERED, details=details, why="; ".join(dict.fromkeys(words)))
-        candor = c2pa.assertion(result.manifest, "org.candor.provenance") or {}
-        credential = (
-            Credential.objects.select_related("post")
-            .filter(uuid=candor.get("credential_id") or None)
-            .first()
-            if _is_uuid(candor.get("credential_id"))
-            else None
+        return _relabelled(data, checked, claims="credentials this site can't read") or Verdict(
+            UNREADABLE, why=_plain_error(result.error)
         )
-        if result.state == "Trusted" and credential is not None:
-            return _from_credential(SIGNED_BY_THIS_INSTANCE, credential)
-        if result.state == "Trusted":
-            return Verdict(VALID_TRUSTED_SIGNER, details=details)
-        return Verdict(VALID_UNKNOWN_SIGNER, details=details)
-    return _recover(data, checked)
+    if not (result.found and result.state):
+        return _recover(data, checked)
+    details = _manifest_details(result.manifest)
+    credential = _candor_credential(result.manifest)
+    if result.state == "Invalid":
+        codes = [code for code in result.failure_codes if code]
+        details["failures"] = codes
+        # An unknown signer is not a change; it is reported, but not as what was tampered with.
+        changed = [code for code in codes if not code.endswith(".untrusted")]
+        if changed and set(changed) <= {"signingCredential.expired"}:
+            if credential is not None:
+                return _from_credential(EXPIRED_SIGNER, credential, {"failures": codes})
+            return Verdict(EXPIRED_SIGNER, details=details)
+        if credential is not None:
+            return _modified_copy(data, checked, credential, codes)
+        words = [FAILURE_WORDS.get(code, code) for code in changed] or ["it no longer validates"]
+        why = "; ".join(dict.fromkeys(words))
+        return _relabelled(data, checked, claims=f"broken: {why}") or Verdict(
+            TAMPERED, details=details, why=why
+        )
+    if result.state == "Trusted" and credential is not None:
+        return _from_credential(SIGNED_BY_THIS_INSTANCE, credential)
+    # Someone else's manifest: Candor still looks for its own watermark and fingerprint.
+    claims = ", ".join(
+        v
+        for v in (details.get("signer"), details.get("digital_source_type", "").rsplit("/", 1)[-1])
+        if v
+    )
+    relabelled = _relabelled(data, checked, claims=claims or "another signer's")
+    if relabelled is not None:
+        return relabelled
+    if result.state == "Trusted":
+        return Verdict(VALID_TRUSTED_SIGNER, details=details)
+    return Verdict(VALID_UNKNOWN_SIGNER, details=details)
+
+
+def _candor_credential(manifest: dict | None) -> Credential | None:
+    """This instance's credential a manifest names, if it names one this instance has."""
+    candor = c2pa.assertion(manifest, "org.candor.provenance") or {}
+    if not _is_uuid(candor.get("credential_id")):
+        return None
+    return Credential.objects.select_related("post").filter(uuid=candor["credential_id"]).first()
+
+
+def _relabelled(data: bytes, checked: CheckedImage, *, claims: str) -> Verdict | None:
+    """A file whose own credentials don't say so, but that Candor recognises as its image."""
+    try:
+        found = _recover(data, checked)
+    except ImageRejected:  # too large to search: what the manifest says stands
+        return None
+    if found.credential is None:
+        return None
+    found.details["claims"] = claims
+    return Verdict(
+        RELABELLED,
+        consent_revoked=found.consent_revoked,
+        details=found.details,
+        credential=found.credential,
+        post_url=found.post_url,
+        why=claims,
+    )
+
+
+def _modified_copy(data: bytes, checked: CheckedImage, credential: Credential, codes) -> Verdict:
+    """Candor's manifest is present but the file changed: say whether only its metadata or also
+    its pixels did, by comparing them with the original file this credential signed."""
+    what = "its pixels changed"
+    try:
+        image = decode_srgb(
+            open_image(data, checked, verify_limits()), max_side=max(checked.width, checked.height)
+        )
+        if _same_pixels(image, credential):
+            what = "only its metadata changed; the pixels are the original's"
+    except (ImageRejected, OSError, ValueError):
+        what = "it could not be compared with the original"
+    verdict = _from_credential(MODIFIED_COPY, credential, {"failures": codes, "what_changed": what})
+    verdict.why = what
+    return verdict
+
+
+def _same_pixels(image: Image.Image, credential: Credential) -> bool:
+    post = credential.post
+    field = FIELD_FOR_VARIANT.get(credential.variant)
+    stored = getattr(post, field, None) if post is not None and field else None
+    if not stored:
+        return False
+    with default_storage.open(stored.name) as handle:
+        original = Image.open(handle)
+        original.load()
+    original = original.convert("RGB")
+    return original.size == image.size and original.tobytes() == image.convert("RGB").tobytes()
 
 
 def _read_credentials(data: bytes) -> c2pa.ReadResult:
@@ -278,37 +373,27 @@ def _recover(data: bytes, checked: CheckedImage) -> Verdict:
     image = decode_srgb(open_image(data, checked, verify_limits()), max_side=MARKED_MAX_SIDE)
     found = _find_watermark(image, (checked.width, checked.height))
     if found is not None:
-        credential = Credential.objects.select_related("post").filter(pk=found).first()
-        if credential is not None:
+        credential = Credential.objects.select_related("post").filter(pk=found.watermark_id).first()
+        # Second factor: the keyed mark must also belong to a picture that looks like this one.
+        if credential is not None and watermark.looks_like(image, found, credential.phash):
             return _from_credential(RECOVERED_BY_WATERMARK, credential)
-    fingerprint = phash(image)
-    best = None
-    for pk, other in Credential.objects.exclude(phash="").values_list("pk", "phash").iterator():
-        distance = hamming(fingerprint, other)
-        if distance <= SIMILARITY_BITS and (best is None or distance < best[0]):
-            best = (distance, pk)
-    if best is not None:
-        credential = Credential.objects.select_related("post").get(pk=best[1])
+    # By index (gallery/fingerprints.py): every stored hash within SIMILARITY_BITS is found.
+    best = fingerprints.nearest(phash(image), max_bits=SIMILARITY_BITS)
+    if best:
+        distance, pk = best[0]
+        credential = Credential.objects.select_related("post").get(pk=pk)
         return _from_credential(
-            RECOVERED_BY_SIMILARITY, credential, {"similarity_bits_apart": best[0]}
+            RECOVERED_BY_SIMILARITY, credential, {"similarity_bits_apart": distance}
         )
     return Verdict(NO_CREDENTIALS)
 
 
-def _find_watermark(image: Image.Image, size: tuple[int, int]) -> int | None:
-    """The watermark id, read at the image's own size when Candor could have marked it at that
+def _find_watermark(image: Image.Image, size: tuple[int, int]) -> watermark.Found | None:
+    """The watermark, read at the image's own size when Candor could have marked it at that
     size, then at each size Candor writes for its shape (a resized copy decodes only there)."""
-    sizes = decode_sizes(size)
-    if max(size) <= MARKED_MAX_SIDE:
-        sizes.insert(0, image.size)
-    for target in dict.fromkeys(sizes):
-        candidate = (
-            image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)
-        )
-        found = watermark.detect(candidate)
-        if found is not None:
-            return found
-    return None
+    key = signing.watermark_key()
+    as_is = max(size) <= MARKED_MAX_SIDE
+    return watermark.find(image, decode_sizes(size), key=key, as_is=as_is)
 
 
 def _is_uuid(value) -> bool:

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from config.confirm import confirm_page, confirmed
 from config.files import PRIVATE_NO_STORE, stored_file_response
 from config.refusal import Refusal
 from gallery import selectors, services, signing
@@ -138,7 +139,19 @@ def post_share(request: HttpRequest, pk) -> HttpResponse:
 @login_required
 @require_POST
 def post_delete(request: HttpRequest, pk) -> HttpResponse:
-    services.post_remove(post=_get_post_for_user(request, pk))
+    post = _get_post_for_user(request, pk)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Delete the post “{post}”?",
+            consequences=[
+                "the image in every size, and its public page and share link if it has them"
+            ],
+            keeps=["its Content Credentials record, so a copy found later can still be verified"],
+            button="Delete this post",
+            cancel_url=reverse("post_detail", args=[post.pk]),
+        )
+    services.post_remove(post=post)
     messages.success(request, "Post deleted.")
     return redirect("gallery")
 
@@ -256,8 +269,9 @@ def shared_gallery_file(
 
 @require_safe
 def trust_anchor(request: HttpRequest) -> HttpResponse:
-    """This instance's root certificate: add it to a verifier's trust anchors."""
-    response = HttpResponse(signing.identity().root_pem, content_type="application/x-pem-file")
+    """This instance's root certificates (current and rotated out): add them to a verifier's
+    trust anchors."""
+    response = HttpResponse(signing.instance_roots_pem(), content_type="application/x-pem-file")
     response["Content-Disposition"] = 'attachment; filename="candor-trust-anchor.pem"'
     response["Access-Control-Allow-Origin"] = "*"
     return response

@@ -11,7 +11,7 @@ from gallery.models import GalleryShare, Post
 from gallery.provenance import c2pa
 from gallery.services import post_create
 from tests import images
-from tests.conftest import committing, stored_files
+from tests.conftest import CONFIRM, committing, stored_files
 
 
 @pytest.fixture(autouse=True)
@@ -175,8 +175,10 @@ def test_a_caption_over_the_limit_is_refused_not_cut(alice_client, post):
 
 def test_deleting_a_post_deletes_its_files(alice_client, post, private_media):
     assert len([p for p in stored_files(private_media) if "/posts/" in str(p)]) == 4
+    asked = alice_client.post(reverse("post_delete", args=[post.pk]))
+    assert "Delete this post" in asked.content.decode() and Post.objects.exists()
     with committing():
-        alice_client.post(reverse("post_delete", args=[post.pk]))
+        alice_client.post(reverse("post_delete", args=[post.pk]), CONFIRM)
     assert not Post.objects.exists()
     assert [p for p in stored_files(private_media) if "/posts/" in str(p)] == []
 

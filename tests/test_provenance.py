@@ -14,7 +14,12 @@ from PIL import Image
 from gallery import signing
 from gallery.models import Credential
 from gallery.provenance import c2pa, keys, watermark
-from gallery.provenance.manifest import ImageFacts, manifest_definition
+from gallery.provenance.manifest import (
+    FINGERPRINT_ALG,
+    WATERMARK_ALG,
+    ImageFacts,
+    manifest_definition,
+)
 from gallery.provenance.pipeline import mark
 from gallery.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
 from gallery.services import post_create
@@ -31,7 +36,7 @@ def facts(**overrides) -> ImageFacts:
         "title": "image.jpg", "mime": "image/jpeg", "author_handle": "alice",
         "author_url": "http://127.0.0.1:8000/@alice", "instance_name": "Test Candor",
         "software_version": "0.1.0", "base_model": "builtin:tiny", "model_name": "Alice · model 1",
-        "lora_sha256": "ab" * 32, "consent_id": 7, "credential_id": "c-1",
+        "lora_sha256": "ab" * 32, "consent_id": 7, "credential_id": "cred-0001",
     }  # fmt: skip
     return ImageFacts(**{**values, **overrides})
 
@@ -39,7 +44,7 @@ def facts(**overrides) -> ImageFacts:
 def signed(identity, fmt="JPEG", watermark_id=42):
     return mark(
         images.astronaut_variant(0), fmt=fmt, facts=facts(), signer=c2pa.Signer(identity),
-        watermark_id=watermark_id,
+        watermark_id=watermark_id, watermark_key=watermark.key_for(identity.key_pem),
     )  # fmt: skip
 
 
@@ -69,11 +74,82 @@ def test_a_signed_image_reads_back_trusted_with_what_it_says(identity, fmt):
     assert actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
     assert actions[0]["parameters"]["lora_sha256"] == "ab" * 32
     assert "prompt" not in actions[0]["parameters"]  # only when the creator opts in
-    mining = c2pa.assertion(result.manifest, "c2pa.training-mining")["entries"]
-    assert mining and all(entry["use"] == "notAllowed" for entry in mining.values())
+    mining = c2pa.assertion(result.manifest, "cawg.training-mining")["entries"]
+    assert set(mining) == {
+        "cawg.ai_generative_training", "cawg.ai_inference", "cawg.ai_training", "cawg.data_mining",
+    }  # fmt: skip
+    assert all(entry["use"] == "notAllowed" for entry in mining.values())
+    assert c2pa.assertion(result.manifest, "c2pa.training-mining") is None  # gone in C2PA 2.0
     author = c2pa.assertion(result.manifest, "stds.schema-org.CreativeWork")["author"][0]
     assert author == {"@type": "Person", "name": "@alice", "url": "http://127.0.0.1:8000/@alice"}
+    metadata = c2pa.assertion(result.manifest, "cawg.metadata")
+    assert metadata["dc:creator"] == ["@alice"]
+    assert metadata["Iptc4xmpCore:CreatorContactInfo"] == {
+        "Iptc4xmpCore:CiUrlWork": "http://127.0.0.1:8000/@alice"
+    }
     assert c2pa.assertion(result.manifest, "org.candor.provenance")["consent_record"] == "7"
+
+
+def test_what_candor_did_is_created_and_attributed_to_the_signer(identity):
+    manifest = c2pa.read(signed(identity).data, trust_anchors_pem=identity.root_pem).manifest
+    created = {a["label"].split(".v")[0] for a in manifest["assertions"] if a.get("created")}
+
+    assert created == {
+        "c2pa.actions", "cawg.training-mining", "org.candor.provenance", "c2pa.soft-binding",
+    }  # fmt: skip
+    # The author is relayed, not vouched for: gathered assertions.
+    assert not created & {"stds.schema-org.CreativeWork", "cawg.metadata"}
+
+
+def test_the_watermark_and_the_fingerprint_are_declared_as_soft_bindings(identity):
+    marked = mark(
+        images.astronaut_variant(0), fmt="JPEG", facts=facts(phash="0123456789abcdef"),
+        signer=c2pa.Signer(identity), watermark_id=4242, watermark_key=b"k" * 32,
+    )  # fmt: skip
+    manifest = c2pa.read(marked.data, trust_anchors_pem=identity.root_pem).manifest
+
+    actions = [a["action"] for a in c2pa.assertion(manifest, "c2pa.actions")["actions"]]
+    assert actions == ["c2pa.created", "c2pa.watermarked"]
+    bindings = {
+        a["data"]["alg"]: a["data"]["blocks"][0]["value"]
+        for a in manifest["assertions"]
+        if a["label"].startswith("c2pa.soft-binding")
+    }
+    assert bindings == {WATERMARK_ALG: "4242", FINGERPRINT_ALG: "0123456789abcdef"}
+
+
+def test_an_image_too_small_for_the_watermark_claims_no_watermark(identity):
+    marked = mark(
+        Image.new("RGB", (64, 64), (90, 40, 160)), fmt="PNG", facts=facts(),
+        signer=c2pa.Signer(identity), watermark_id=4242, watermark_key=b"k" * 32,
+    )  # fmt: skip
+    manifest = c2pa.read(marked.data, trust_anchors_pem=identity.root_pem).manifest
+    actions = [a["action"] for a in c2pa.assertion(manifest, "c2pa.actions")["actions"]]
+    assert actions == ["c2pa.created"]
+    assert c2pa.assertion(manifest, "c2pa.soft-binding") is None
+
+
+@pytest.mark.parametrize(
+    ("assertion", "before", "after"),
+    [
+        ("c2pa.actions", b"ab" * 32, b"cd" * 32),
+        ("cawg.training-mining", b"cawg.ai_inference", b"cawg.ai_inferencX"),
+        ("stds.schema-org.CreativeWork", b"Person", b"Robots"),
+        ("cawg.metadata", b"CiUrlWork", b"CiUrlWorX"),
+        ("org.candor.provenance", b"cred-0001", b"cred-0002"),
+        ("c2pa.soft-binding", b"org.candor.watermark.1", b"org.candor.watermark.2"),
+    ],
+)
+def test_an_edit_to_any_assertion_is_detected(identity, assertion, before, after):
+    data = signed(identity).data
+    assert data.count(before) == 1, before
+    result = c2pa.read(data.replace(before, after), trust_anchors_pem=identity.root_pem)
+
+    assert result.state == "Invalid"
+    assert any(
+        f["code"] == "assertion.hashedURI.mismatch" and assertion in f.get("url", "")
+        for f in result.failures
+    ), result.failures
 
 
 def test_without_the_anchor_the_signature_is_valid_but_untrusted(identity):
@@ -120,30 +196,34 @@ def test_exiftool_independently_sees_the_credentials_and_the_label(identity, tmp
 
 
 def test_the_watermark_carries_the_id_through_jpeg_and_resizing(identity):
+    key = watermark.key_for(identity.key_pem)
     marked = Image.open(io.BytesIO(signed(identity, watermark_id=123456).data))
-    assert watermark.detect(marked) == 123456
+    assert watermark.detect(marked, key=key) == 123456
 
     for quality in (90, 75, 50):
         buffer = io.BytesIO()
         marked.save(buffer, "JPEG", quality=quality)  # re-encoding strips the manifest
         assert c2pa.read(buffer.getvalue()).state == ""
-        assert watermark.detect(Image.open(io.BytesIO(buffer.getvalue()))) == 123456, quality
+        reread = Image.open(io.BytesIO(buffer.getvalue()))
+        assert watermark.detect(reread, key=key) == 123456, quality
     half = marked.resize((256, 256), Image.Resampling.LANCZOS)
-    assert watermark.detect(half) is None  # decoded as is, a resized copy says nothing
-    assert watermark.detect_rescaled(half, [(512, 512)]) == 123456
+    assert watermark.detect_rescaled(half, [(512, 512)], key=key) == 123456
 
 
-def test_an_unmarked_image_has_no_watermark_id():
-    assert watermark.detect(images.astronaut_variant(3)) is None
-    assert watermark.detect(Image.new("RGB", (512, 512), (0, 0, 0))) is None
+def test_an_unmarked_image_has_no_watermark_id(identity):
+    key = watermark.key_for(identity.key_pem)
+    assert watermark.detect(images.astronaut_variant(3), key=key) is None
+    assert watermark.detect(Image.new("RGB", (512, 512), (0, 0, 0)), key=key) is None
 
 
-def test_the_checksum_rejects_noise():
-    assert watermark.bits_to_id([0] * 32) is None
-    bits = watermark.payload_bits(77)
-    bits[3] ^= 1
-    assert watermark.bits_to_id(bits) is None
-    assert watermark.bits_to_id(watermark.payload_bits(77)) == 77
+def test_the_tag_rejects_noise_and_other_keys():
+    key = watermark.key_for(b"this instance")
+    assert watermark.bits_to_id([0] * watermark.PAYLOAD_BITS, key) is None
+    bits = watermark.payload_bits(77, key)
+    bits[3] ^= True
+    assert watermark.bits_to_id(bits, key) is None
+    assert watermark.bits_to_id(watermark.payload_bits(77, key), key) == 77
+    assert watermark.bits_to_id(watermark.payload_bits(77, key), b"another") is None
 
 
 # --- through the gallery ------------------------------------------------------------------------
@@ -173,8 +253,38 @@ def test_post_create_signs_every_file_and_stores_each_credential(
         assert result.state == "Trusted", (field, result.failures)
     preview = Image.open(post.preview.open())
     assert preview.size == (1200, 630)
-    assert watermark.detect(Image.open(post.display.open())) == credentials["display"].pk
+    key = signing.watermark_key()
+    assert watermark.detect(Image.open(post.display.open()), key=key) == credentials["display"].pk
     assert all(c.consent_id == 9 and c.sha256 for c in credentials.values())
+
+
+def test_each_display_size_is_derived_from_the_signed_original(alice, private_media, instance_keys):
+    post = post_create(
+        owner=alice, image=images.astronaut_variant(1), prompt="p", seed=1,
+        generation_settings={}, model_name="m", base_model="builtin:tiny",
+    )  # fmt: skip
+    anchors = signing.trust_anchors_pem()
+    original = c2pa.read(post.image.read(), trust_anchors_pem=anchors).manifest
+    assert [a["action"] for a in c2pa.assertion(original, "c2pa.actions")["actions"]] == [
+        "c2pa.created", "c2pa.watermarked",
+    ]  # fmt: skip
+    assert not original.get("ingredients")
+
+    expected = {
+        "display": ["c2pa.opened", "c2pa.transcoded", "c2pa.watermarked"],  # already 512 px
+        "thumb": ["c2pa.opened", "c2pa.cropped", "c2pa.resized", "c2pa.watermarked"],
+        "preview": ["c2pa.opened", "c2pa.resized", "c2pa.edited", "c2pa.watermarked"],
+    }
+    for field, variant in (("display", "display"), ("thumb", "thumb"), ("preview", "preview")):
+        result = c2pa.read(getattr(post, field).read(), trust_anchors_pem=anchors)
+        assert result.state == "Trusted", (field, result.failures)
+        actions = c2pa.assertion(result.manifest, "c2pa.actions")["actions"]
+        assert [a["action"] for a in actions] == expected[variant]
+        assert actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+        [parent] = result.manifest["ingredients"]
+        assert parent["relationship"] == "parentOf"
+        assert parent["title"] == "original.png"
+        assert parent["active_manifest"] == original["label"]
 
 
 def test_small_model_outputs_get_a_display_size_that_carries_the_watermark(

@@ -248,7 +248,8 @@ def test_a_16_bit_grey_copy_is_recovered_not_clipped_to_white(alice):
     grey = np.asarray(Image.open(post.image.open()).convert("L"), dtype=np.uint16) * 257
     data = images.encode(Image.fromarray(grey), "PNG")  # Pillow opens it as I;16
     result = check(data)
-    assert result["verdict"] == verify.RECOVERED_BY_SIMILARITY
+    # The watermark lives in luma, so a grey copy still carries it (a clipped one would not).
+    assert result["verdict"] == verify.RECOVERED_BY_WATERMARK
 
 
 def test_a_large_copy_is_decoded_small_and_still_recovered(alice, monkeypatch):
@@ -352,3 +353,108 @@ def test_verification_is_rate_limited_per_client(db, settings):
         client.post(reverse("verify_api"), {"image": SimpleUploadedFile("x.jpg", data)}).status_code
         == 429
     )
+
+
+# --- verify tells the whole truth -------------------------------------------------------------
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def png_from(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import zlib
+
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        out += len(body).to_bytes(4, "big") + kind + body + crc.to_bytes(4, "big")
+    return out
+
+
+def test_a_candor_file_with_its_xmp_removed_is_a_modified_copy_with_the_same_pixels(alice):
+    post = candor_post(alice)
+    chunks = png_chunks(post.image.read())
+    assert any(kind == b"iTXt" and body.startswith(b"XML:com.adobe.xmp") for kind, body in chunks)
+    stripped = png_from(
+        [(k, b) for k, b in chunks if not (k == b"iTXt" and b.startswith(b"XML:com.adobe.xmp"))]
+    )
+    result = check(stripped, "x.png")
+    assert result["verdict"] == verify.MODIFIED_COPY
+    assert result["details"]["what_changed"].startswith("only its metadata changed")
+    original = post.credentials.get(variant="original")
+    assert result["details"]["credential_id"] == str(original.uuid)
+
+
+def test_a_candor_file_with_changed_pixels_is_a_modified_copy_that_says_so(alice):
+    import zlib
+
+    post = candor_post(alice)
+    chunks = png_chunks(post.image.read())
+    raw = bytearray(zlib.decompress(b"".join(b for k, b in chunks if k == b"IDAT")))
+    ihdr = dict(chunks)[b"IHDR"]
+    width, height = int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:8], "big")
+    row = 1 + 3 * width  # a filter-type byte, then RGB
+    raw[row * (height // 2) + 1 + 3 * (width // 2)] ^= 0x40  # one pixel value, mid-image
+    first = next(i for i, (k, _) in enumerate(chunks) if k == b"IDAT")
+    rest = [(k, b) for k, b in chunks if k != b"IDAT"]
+    edited = png_from([*rest[:first], (b"IDAT", zlib.compress(bytes(raw))), *rest[first:]])
+    result = check(edited, "x.png")
+    assert result["verdict"] == verify.MODIFIED_COPY
+    assert result["details"]["what_changed"] == "its pixels changed"
+
+
+CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+
+
+def test_a_stripped_candor_image_resigned_as_a_camera_photo_is_called_relabelled(alice, tmp_path):
+    from gallery.provenance import c2pa, keys
+
+    post = candor_post(alice)
+    pixels_only = images.encode(Image.open(post.display.open()), quality=95)
+    other = keys.identity_create(tmp_path / "elsewhere", instance_name="Elsewhere")
+    claim = {
+        "claim_generator_info": [{"name": "Some Camera App", "version": "1.0"}],
+        "title": "holiday.jpg",
+        "format": "image/jpeg",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": CAPTURE,
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    relabelled = c2pa.Signer(other).sign(pixels_only, "image/jpeg", claim)
+    result = check(relabelled)
+    assert result["verdict"] == verify.RELABELLED
+    assert "digitalCapture" in result["explanation"]
+    assert result["details"]["credential_id"] in {str(c.uuid) for c in post.credentials.all()}
+
+
+def test_a_signature_whose_certificate_expired_is_not_called_tampered(alice, settings):
+    import datetime as dt
+    import time
+
+    from gallery.provenance import keys
+
+    short = keys.identity_create(
+        settings.C2PA_KEYS_DIR, instance_name="Candor", leaf_lifetime=dt.timedelta(seconds=2)
+    )
+    signing.reset()
+    post = candor_post(alice)
+    time.sleep(max(0.0, (short.not_after - dt.datetime.now(dt.UTC)).total_seconds()) + 1.1)
+    result = check(post.display.read())
+    assert result["verdict"] == verify.EXPIRED_SIGNER
+    assert "signingCredential.expired" in result["details"]["failures"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import c2pa as c2pa_lib
 
 from gallery.provenance.keys import Identity
+from gallery.provenance.manifest import PARENT_INGREDIENT
 
 BASE_SETTINGS = {
     "version": 1,
@@ -33,12 +34,51 @@ class Signer:
         )
         self._signer = c2pa_lib.Signer.from_info(info)
 
-    def sign(self, data: bytes, mime: str, manifest: dict) -> bytes:
-        """`data` with the manifest embedded and signed. Sign last: any later change breaks it."""
+    def sign(
+        self, data: bytes, mime: str, manifest: dict, *, parent: Parent | None = None
+    ) -> bytes:
+        """`data` with the manifest embedded and signed. Sign last: any later change breaks it.
+        With a `parent` (a signed file this one was made from) that file is the manifest's
+        parentOf ingredient, its manifest carried along."""
         out = io.BytesIO()
         builder = c2pa_lib.Builder(manifest, self._context)  # a Builder signs once
+        if parent is not None:
+            ingredient = {
+                "title": parent.title,
+                "relationship": "parentOf",
+                "label": PARENT_INGREDIENT,
+            }
+            builder.add_ingredient(ingredient, parent.mime, io.BytesIO(parent.data))
         builder.sign(self._signer, mime, io.BytesIO(data), out)
         return out.getvalue()
+
+    def derived_from(self, parent: Parent) -> DerivedSigner:
+        return DerivedSigner(self, parent)
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A signed file another is made from (the original of a display size, say)."""
+
+    data: bytes
+    mime: str
+    title: str
+
+
+@dataclass(frozen=True)
+class DerivedSigner:
+    """Signs files made from `parent`, each with the parent as its ingredient. It has the
+    Signer's `sign(data, mime, manifest)`, so the marking pipeline takes either."""
+
+    signer: Signer
+    parent: Parent
+
+    @property
+    def identity(self) -> Identity:
+        return self.signer.identity
+
+    def sign(self, data: bytes, mime: str, manifest: dict) -> bytes:
+        return self.signer.sign(data, mime, manifest, parent=self.parent)
 
 
 @dataclass

@@ -6,6 +6,9 @@ anchor: root CA:TRUE (critical) with keyCertSign+cRLSign and SKI; leaf CA:FALSE,
 (critical), EKU emailProtection, SKI + AKI, P-256. Without a timestamp authority a signature turns
 invalid when the leaf expires, so the leaf lives long (set C2PA_TSA_URL to timestamp signatures).
 An operator can bring a chain and key from a CA on the C2PA trust list instead.
+
+Rotating makes a new root and leaf; the old root is kept under `roots/` (its keys are not), so
+images signed before stay Trusted here and the published trust anchor lists every root.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT_YEARS = 30
 LEAF_YEARS = 25
+RETIRED_ROOTS = "roots"
 
 
 @dataclass(frozen=True)
@@ -87,9 +92,40 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def identity_create(folder: Path, *, instance_name: str) -> Identity:
-    """Make a new root CA and signing certificate under `folder` (replacing any there)."""
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+def _retire_root(folder: Path) -> None:
+    """Keep the current root (public part only) among the retired ones before it is replaced."""
+    current = folder / "root.pem"
+    if current.exists():
+        pem = current.read_bytes()
+        name = hashlib.sha256(pem).hexdigest()[:16] + ".pem"
+        _write_private(folder / RETIRED_ROOTS / name, pem, 0o644)
+
+
+def roots_pem(folder: Path) -> bytes:
+    """Every root this instance has signed under: the current one first, then retired ones."""
+    folder = Path(folder)
+    paths = [folder / "root.pem", *sorted((folder / RETIRED_ROOTS).glob("*.pem"))]
+    seen: list[bytes] = []
+    for path in paths:
+        if path.exists():
+            pem = path.read_bytes().strip() + b"\n"
+            if pem not in seen:
+                seen.append(pem)
+    return b"".join(seen)
+
+
+def identity_create(
+    folder: Path,
+    *,
+    instance_name: str,
+    leaf_lifetime: dt.timedelta = dt.timedelta(days=365 * LEAF_YEARS),
+) -> Identity:
+    """Make a new root CA and signing certificate under `folder`. A root already there is
+    retired, not lost (see `roots_pem`)."""
+    folder = Path(folder)
+    _retire_root(folder)
+    issued = dt.datetime.now(dt.UTC)
+    now = issued - dt.timedelta(minutes=5)  # some slack for clocks behind ours
     organisation = f"{instance_name} (Candor instance)"
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name(f"{instance_name} Content Credentials Root", organisation)
@@ -128,7 +164,7 @@ def identity_create(folder: Path, *, instance_name: str) -> Identity:
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365 * LEAF_YEARS))
+        .not_valid_after(issued + leaf_lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -155,7 +191,6 @@ def identity_create(folder: Path, *, instance_name: str) -> Identity:
         )
         .sign(root_key, hashes.SHA256())
     )
-    folder = Path(folder)
     _write_private(folder / "root.key", _pem_key(root_key))
     _write_private(folder / "signer.key", _pem_key(leaf_key))
     _write_private(folder / "root.pem", root.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -199,3 +234,18 @@ def operator_identity(chain_pem: bytes, key_pem: bytes, anchors_pem: bytes = b""
     if key.public_key().public_numbers() != certificates[0].public_key().public_numbers():
         raise ValueError("The private key does not belong to the first certificate of the chain.")
     return Identity(chain_pem=chain_pem, key_pem=key_pem, root_pem=anchors_pem, source="operator")
+
+
+def watermark_secret(folder: Path) -> bytes:
+    """The instance's watermark secret: made once under `folder` (0600) and never rotated with
+    the signing identity, so images marked before a rotation are still recognised after it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "watermark.secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    return path.read_bytes()

@@ -1,4 +1,10 @@
-"""The C2PA manifest definition for an image Candor made. No Django imports."""
+"""The C2PA manifest definition for an image Candor made. No Django imports.
+
+C2PA 2.x attributes only *created* assertions to the signer; gathered ones are passed along as
+found. What Candor itself did and decided — the actions, the training-and-mining refusal, the
+soft bindings and its own record — is created. The author is gathered: Candor relays the handle,
+it does not vouch for who holds it (see `CREATOR` below).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,45 @@ from dataclasses import dataclass
 
 from gallery.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
 
+# C2PA 2.0 moved training and data mining to the CAWG; the c2pa.* entries are gone.
+TRAINING_MINING_LABEL = "cawg.training-mining"
 TRAINING_MINING = (
-    "c2pa.ai_generative_training",
-    "c2pa.ai_inference",
-    "c2pa.ai_training",
-    "c2pa.data_mining",
+    "cawg.ai_generative_training",
+    "cawg.ai_inference",
+    "cawg.ai_training",
+    "cawg.data_mining",
 )
 CANDOR_ASSERTION = "org.candor.provenance"
+SOFT_BINDING = "c2pa.soft-binding"
+# Entity-specific soft-binding algorithm ids (not on the C2PA soft-binding list): the invisible
+# watermark's payload, and the 64-bit DCT perceptual hash in hex (imaging/phash.py).
+WATERMARK_ALG = "org.candor.watermark.1"
+FINGERPRINT_ALG = "org.candor.phash.1"
+# The label the parent ingredient gets in a derived file's definition; c2pa.opened points to it.
+PARENT_INGREDIENT = "original"
+# How each derived file is made from the original, as C2PA actions (gallery/renditions.py).
+DERIVED_ACTIONS = {
+    "display": ("c2pa.resized",),
+    "thumb": ("c2pa.cropped", "c2pa.resized"),
+    "preview": ("c2pa.resized", "c2pa.edited"),  # placed on a card with the badge drawn on
+}
+
+
+def derivation(variant: str, *, resized: bool) -> tuple[str, ...]:
+    """The actions that made `variant` from the original; a display size that kept the
+    original's size was only re-encoded."""
+    if variant == "display" and not resized:
+        return ("c2pa.transcoded",)
+    return DERIVED_ACTIONS[variant]
+
+
+# c2pa-python cannot sign a CAWG identity assertion through its public API (a Builder signs only
+# with a Signer object, and the CAWG X.509 signer lives in settings the SDK uses only for its own
+# settings signer), so the creator is stated in gathered assertions instead: the CAWG metadata
+# assertion (dc:creator, the C2PA 2.x home for it) and, for readers that still show it, the
+# schema.org CreativeWork author C2PA 1.x defined.
+CREATOR = "stds.schema-org.CreativeWork"
+CAWG_METADATA = "cawg.metadata"
 
 
 @dataclass(frozen=True)
@@ -29,64 +67,91 @@ class ImageFacts:
     base_model_sha256: str = ""
     consent_id: int | None = None
     credential_id: str = ""
-    watermark_id: int | None = None
+    watermark_id: int | str | None = None  # opaque: whatever the watermark carries
+    phash: str = ""  # the perceptual hash of the pixels, as a fingerprint soft binding
+    derived_actions: tuple[str, ...] = ()  # made from the parent ingredient by these actions
     prompt: str | None = None  # only when the creator opted in
     seed: int | None = None
 
 
+def _created(label: str, data: dict) -> dict:
+    return {"label": label, "data": data, "created": True}
+
+
+def _soft_binding(alg: str, value: str) -> dict:
+    return _created(SOFT_BINDING, {"alg": alg, "blocks": [{"scope": {}, "value": value}]})
+
+
+def _actions(facts: ImageFacts) -> list[dict]:
+    agent = {"name": f"Candor {facts.software_version} ({facts.base_model})"}
+    if not facts.derived_actions:
+        parameters = {"base_model": facts.base_model, "model": facts.model_name}
+        if facts.lora_sha256:
+            parameters["lora_sha256"] = facts.lora_sha256
+        if facts.base_model_sha256:
+            parameters["base_model_sha256"] = facts.base_model_sha256
+        if facts.prompt is not None:
+            parameters["prompt"] = facts.prompt
+        if facts.seed is not None:
+            parameters["seed"] = facts.seed
+        first = {"action": "c2pa.created", "parameters": parameters}
+    else:
+        # A derived file opens its parent: c2pa-python links the action to that ingredient.
+        first = {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT_INGREDIENT]}}
+    first.update(digitalSourceType=TRAINED_ALGORITHMIC_MEDIA, softwareAgent=agent)
+    actions = [first]
+    actions += [{"action": name, "softwareAgent": agent} for name in facts.derived_actions]
+    if facts.watermark_id is not None:
+        actions.append({"action": "c2pa.watermarked", "softwareAgent": agent})
+    return actions
+
+
 def manifest_definition(facts: ImageFacts) -> dict:
-    parameters = {"base_model": facts.base_model, "model": facts.model_name}
-    if facts.lora_sha256:
-        parameters["lora_sha256"] = facts.lora_sha256
-    if facts.base_model_sha256:
-        parameters["base_model_sha256"] = facts.base_model_sha256
-    if facts.prompt is not None:
-        parameters["prompt"] = facts.prompt
-    if facts.seed is not None:
-        parameters["seed"] = facts.seed
     candor = {"instance": facts.instance_name, "credential_id": facts.credential_id}
     if facts.consent_id is not None:
         candor["consent_record"] = str(facts.consent_id)
     if facts.watermark_id is not None:
         candor["watermark_id"] = facts.watermark_id
+    assertions = [
+        _created("c2pa.actions", {"actions": _actions(facts)}),
+        _created(
+            TRAINING_MINING_LABEL,
+            {"entries": {key: {"use": "notAllowed"} for key in TRAINING_MINING}},
+        ),
+        {
+            "label": CREATOR,
+            "data": {
+                "@context": "https://schema.org",
+                "@type": "CreativeWork",
+                "author": [
+                    {
+                        "@type": "Person",
+                        "name": f"@{facts.author_handle}",
+                        "url": facts.author_url,
+                    }
+                ],
+            },
+        },
+        {
+            "label": CAWG_METADATA,
+            "data": {
+                "@context": {
+                    "dc": "http://purl.org/dc/elements/1.1/",
+                    "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/",
+                },
+                "dc:creator": [f"@{facts.author_handle}"],
+                "Iptc4xmpCore:CreatorContactInfo": {"Iptc4xmpCore:CiUrlWork": facts.author_url},
+            },
+        },
+        _created(CANDOR_ASSERTION, candor),
+    ]
+    if facts.watermark_id is not None:
+        assertions.append(_soft_binding(WATERMARK_ALG, str(facts.watermark_id)))
+    if facts.phash:
+        assertions.append(_soft_binding(FINGERPRINT_ALG, facts.phash))
     return {
         "claim_generator_info": [{"name": "Candor", "version": facts.software_version}],
         "title": facts.title,
         "format": facts.mime,
-        "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                            "softwareAgent": {
-                                "name": f"Candor {facts.software_version} ({facts.base_model})"
-                            },
-                            "parameters": parameters,
-                        }
-                    ]
-                },
-            },
-            {
-                "label": "c2pa.training-mining",
-                "data": {"entries": {key: {"use": "notAllowed"} for key in TRAINING_MINING}},
-            },
-            {
-                "label": "stds.schema-org.CreativeWork",
-                "data": {
-                    "@context": "https://schema.org",
-                    "@type": "CreativeWork",
-                    "author": [
-                        {
-                            "@type": "Person",
-                            "name": f"@{facts.author_handle}",
-                            "url": facts.author_url,
-                        }
-                    ],
-                },
-            },
-            {"label": CANDOR_ASSERTION, "data": candor},
-        ],
+        "assertions": assertions,
     }

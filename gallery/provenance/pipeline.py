@@ -31,7 +31,13 @@ class Marked:
 
 
 def mark(
-    image: Image.Image, *, fmt: str, facts: ImageFacts, signer: Signer, watermark_id: int | None
+    image: Image.Image,
+    *,
+    fmt: str,
+    facts: ImageFacts,
+    signer: Signer,
+    watermark_id: int | None,
+    watermark_key: bytes,
 ) -> Marked:
     mime = MIME[fmt]
     facts = replace(facts, mime=mime)
@@ -41,7 +47,7 @@ def mark(
         author=f"@{facts.author_handle}",
     )
     watermarked = watermark_id is not None and watermark.can_carry(image)
-    pixels = watermark.embed(image, watermark_id) if watermarked else image
+    pixels = watermark.embed(image, watermark_id, key=watermark_key) if watermarked else image
     encoded = encode_with_xmp(pixels, fmt, xmp)
     definition = manifest_definition(
         replace(facts, watermark_id=watermark_id if watermarked else None)

@@ -26,14 +26,14 @@ class Command(BaseCommand):
             keys.identity_create(settings.C2PA_KEYS_DIR, instance_name=settings.SITE_NAME)
             signing.reset()
             self.stdout.write(
-                "New signing identity made. Images signed before stay valid for verifiers that "
-                "trust the old root; publish the new trust anchor."
+                "New signing identity made. The old root is kept: images signed before stay "
+                "Trusted here, and the published trust anchor now lists both roots."
             )
         identity = signing.identity()
         if action == "export":
             folder = Path(options["folder"])
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "trust-anchor.pem").write_bytes(identity.root_pem)
+            (folder / "trust-anchor.pem").write_bytes(signing.instance_roots_pem())
             (folder / "signing-chain.pem").write_bytes(identity.chain_pem)
             self.stdout.write(f"Wrote trust-anchor.pem and signing-chain.pem to {folder}")
             return
