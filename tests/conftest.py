@@ -313,3 +313,18 @@ def private_media(settings, tmp_path):
 
 def stored_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def verifier(db, settings, tmp_path, private_media):
+    """A fresh signing identity under tmp_path and an empty rate-limit cache, for verify tests."""
+    from django.core.cache import cache
+
+    from gallery import signing
+
+    settings.C2PA_KEYS_DIR = tmp_path / "keys"
+    settings.VERIFY_RATE_LIMIT = 1000
+    signing.reset()
+    cache.clear()
+    yield
+    signing.reset()

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from gallery import signing, soft_binding
+from gallery import soft_binding
 from gallery.services import credentials_mark_consent_revoked, post_create, post_publish
 from tests import images
 
@@ -20,15 +20,8 @@ SECRET_PROMPT = "a secret prompt only alice knows"
 
 
 @pytest.fixture(autouse=True)
-def _setup(db, settings, tmp_path, private_media):
-    settings.C2PA_KEYS_DIR = tmp_path / "keys"
-    settings.VERIFY_RATE_LIMIT = 1000
-    signing.reset()
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    signing.reset()
+def _setup(verifier):
+    """Every test here verifies with a fresh instance identity and no rate limit in the way."""
 
 
 def make_post(alice, *, public: bool, seed: int = 1):

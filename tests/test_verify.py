@@ -39,15 +39,8 @@ TRUSTED_WITH_FIXTURE_ANCHORS = ("C.jpg", "CA.jpg", "boxhash.jpg")
 
 
 @pytest.fixture(autouse=True)
-def _setup(db, settings, tmp_path, private_media):
-    settings.C2PA_KEYS_DIR = tmp_path / "keys"
-    settings.VERIFY_RATE_LIMIT = 1000
-    signing.reset()
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    signing.reset()
+def _setup(verifier):
+    """Every test here verifies with a fresh instance identity and no rate limit in the way."""
 
 
 def check(data: bytes, name="image.jpg", client=None) -> dict:
