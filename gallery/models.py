@@ -46,6 +46,8 @@ class Post(models.Model):
     share_token = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Set when the person shown withdrew consent: the post was taken down and stays down.
+    consent_revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -15,7 +15,9 @@ def public_posts(user) -> QuerySet[Post]:
 
 def shared_gallery_posts(share: GalleryShare) -> QuerySet[Post]:
     return Post.objects.filter(
-        owner=share.owner, visibility__in=(Post.Visibility.PUBLIC, Post.Visibility.PRIVATE)
+        owner=share.owner,
+        visibility__in=(Post.Visibility.PUBLIC, Post.Visibility.PRIVATE),
+        consent_revoked_at=None,
     ).select_related("owner")
 
 

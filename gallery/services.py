@@ -25,6 +25,10 @@ from gallery.provenance.pipeline import mark
 from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS
 from imaging.phash import phash
 
+CONSENT_WITHDRAWN = (
+    "The person shown withdrew their consent, so this image was taken down. It can't be "
+    "published or shared again; it stays in your gallery, labelled as such."
+)
 CAPTION_MAX_CHARS = 2000
 CAPTION_TOO_LONG = (
     f"The caption is too long: at most {CAPTION_MAX_CHARS} characters. Nothing was saved."
@@ -131,6 +135,8 @@ def post_update_caption(*, post: Post, caption: str) -> Post:
 
 
 def post_publish(*, post: Post) -> Post:
+    if post.consent_revoked_at:
+        raise Refusal(CONSENT_WITHDRAWN)
     post.visibility = Post.Visibility.PUBLIC
     post.published_at = post.published_at or timezone.now()
     post.save(update_fields=["visibility", "published_at"])
@@ -145,6 +151,8 @@ def post_unpublish(*, post: Post) -> Post:
 
 def post_share_link(*, post: Post) -> str:
     """An unlisted link token for one post (made once, until revoked)."""
+    if post.consent_revoked_at:
+        raise Refusal(CONSENT_WITHDRAWN)
     if not post.share_token:
         post.share_token = new_token()
         post.save(update_fields=["share_token"])
@@ -169,10 +177,16 @@ def post_remove(*, post: Post) -> None:
     post.delete()
 
 
-def credentials_mark_consent_revoked(*, consent_id: int) -> int:
-    """Credentials of images made under a consent that was withdrawn say so from now on."""
-    return Credential.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
-        consent_revoked_at=timezone.now()
+def consent_withdrawn(*, consent_id: int) -> int:
+    """The person shown withdrew the consent these images were made under: every post made under
+    it is taken down at once (unpublished, its share link revoked, never listed again) and their
+    credentials say so from now on. Returns how many posts were taken down."""
+    now = timezone.now()
+    Credential.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
+        consent_revoked_at=now
+    )
+    return Post.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
+        visibility=Post.Visibility.PRIVATE, share_token="", consent_revoked_at=now
     )
 
 

@@ -17,7 +17,9 @@ from gallery.models import GalleryShare, Post
 
 VARIANT_FIELDS = {"original": "image", "display": "display", "thumb": "thumb", "preview": "preview"}
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
-YEAR = 365 * 24 * 3600
+# A public file's bytes never change, but it can be taken down (unpublished, link revoked,
+# consent withdrawn): caches may keep it five minutes, not a year, so a take-down takes effect.
+PUBLIC_REVOCABLE = "public, max-age=300, must-revalidate"
 
 
 def _get_post_for_user(request: HttpRequest, pk) -> Post:
@@ -60,7 +62,7 @@ def _serve(post: Post, variant: str, *, public: bool, download: bool = False) ->
         name,
         content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
         # Files never change once made (a new post makes new files), so caches may keep them.
-        cache_control=f"public, max-age={YEAR}, immutable" if public else PRIVATE_NO_STORE,
+        cache_control=PUBLIC_REVOCABLE if public else PRIVATE_NO_STORE,
         download_name=f"candor-{str(post.pk)[:8]}-{variant}.{ext}" if download else "",
     )
     if public:
@@ -118,8 +120,12 @@ def post_publish(request: HttpRequest, pk) -> HttpResponse:
         services.post_unpublish(post=post)
         messages.success(request, "Unpublished: only you can see it now.")
     else:
-        services.post_publish(post=post)
-        messages.success(request, "Published on your public gallery.")
+        try:
+            services.post_publish(post=post)
+        except Refusal as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Published on your public gallery.")
     return redirect("post_detail", pk=post.pk)
 
 
@@ -131,8 +137,12 @@ def post_share(request: HttpRequest, pk) -> HttpResponse:
         services.post_share_revoke(post=post)
         messages.success(request, "Share link revoked: it no longer works.")
     else:
-        services.post_share_link(post=post)
-        messages.success(request, "Share link ready. Anyone with it can see this post.")
+        try:
+            services.post_share_link(post=post)
+        except Refusal as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Share link ready. Anyone with it can see this post.")
     return redirect("post_detail", pk=post.pk)
 
 

@@ -72,7 +72,7 @@ def test_every_image_route_serves_bytes_that_carry_a_trusted_manifest(alice, ali
         data = b"".join(response.streaming_content)
         assert c2pa.read(data, trust_anchors_pem=anchors).state == "Trusted", url
         owner_only = url.startswith("/gallery/")
-        expected = "private, no-store" if owner_only else "public, max-age=31536000, immutable"
+        expected = "private, no-store" if owner_only else "public, max-age=300, must-revalidate"
         assert response["Cache-Control"] == expected, url
 
 
@@ -232,3 +232,49 @@ def test_another_creator_cannot_revoke_a_gallery_link(alice_client, bob_client, 
 def test_an_unknown_share_token_is_a_404(db, anonymous):
     assert anonymous.get(reverse("shared_post", args=["no-such-token"])).status_code == 404
     assert anonymous.get(reverse("shared_gallery", args=["no-such-token"])).status_code == 404
+
+
+def test_withdrawn_consent_takes_every_post_made_under_it_down_at_once(
+    alice, alice_client, anonymous, post
+):
+    from django.utils import timezone
+
+    from creator.likeness.models import Consent, Subject
+    from creator.likeness.services import consent_revoke
+
+    subject = Subject.objects.create(owner=alice, name="Alice")
+    consent = Consent.objects.create(
+        subject=subject, method="selfie", status="granted", granted_at=timezone.now()
+    )
+    Post.objects.filter(pk=post.pk).update(consent_id=consent.pk)
+    alice_client.post(reverse("post_publish", args=[post.pk]))
+    alice_client.post(reverse("post_share", args=[post.pk]))
+    alice_client.post(reverse("gallery_share"))
+    post.refresh_from_db()
+    share = GalleryShare.objects.get()
+    public = [
+        reverse("public_post", args=[post.pk]),
+        reverse("shared_post", args=[post.share_token]),
+        *(
+            url
+            for url in all_image_urls(post, share_token=post.share_token, gallery_token=share.token)
+            if not url.startswith("/gallery/")  # the owner's own URLs
+        ),
+    ]
+    assert len(public) == 2 + 12
+    assert all(anonymous.get(url).status_code == 200 for url in public)
+
+    with committing():
+        consent_revoke(subject=subject, by="subject")
+
+    for url in public:
+        assert anonymous.get(url).status_code == 404, url
+    assert str(post.pk) not in text(anonymous.get(reverse("profile", args=["alice"])))
+    assert str(post.pk) not in text(anonymous.get(reverse("shared_gallery", args=[share.token])))
+    own = text(alice_client.get(reverse("post_detail", args=[post.pk])))
+    assert "the person shown withdrew their consent" in own
+    assert ">Publish<" not in own and "Make an unlisted link" not in own
+    refused = alice_client.post(reverse("post_publish", args=[post.pk]), follow=True)
+    assert services.CONSENT_WITHDRAWN in text(refused)
+    post.refresh_from_db()
+    assert post.visibility == Post.Visibility.PRIVATE and not post.share_token

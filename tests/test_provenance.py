@@ -303,13 +303,14 @@ def test_small_model_outputs_get_a_display_size_that_carries_the_watermark(
 def test_revoking_consent_marks_the_credentials_of_images_made_with_it(
     alice, private_media, instance_keys
 ):
-    from gallery.services import credentials_mark_consent_revoked
+    from gallery.services import consent_withdrawn
 
     post_create(
         owner=alice, image=images.astronaut_variant(1), prompt="p", seed=1,
         generation_settings={}, model_name="m", base_model="builtin:tiny", consent_id=5,
     )  # fmt: skip
-    assert credentials_mark_consent_revoked(consent_id=5) == 4
+    assert consent_withdrawn(consent_id=5) == 1  # one post taken down
+    assert Credential.objects.filter(consent_id=5).count() == 4
     assert not Credential.objects.filter(consent_revoked_at=None).exists()
 
 

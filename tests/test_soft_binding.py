@@ -11,7 +11,7 @@ from django.urls import reverse
 from PIL import Image
 
 from gallery import soft_binding
-from gallery.services import credentials_mark_consent_revoked, post_create, post_publish
+from gallery.services import consent_withdrawn, post_create, post_publish
 from tests import images
 
 WATERMARK = soft_binding.WATERMARK_ALG
@@ -98,8 +98,16 @@ def test_the_manifest_comes_with_the_consent_status_and_the_public_post(alice, a
     assert body["postUrl"].endswith(f"/p/{post.pk}/")
     assert SECRET_PROMPT not in anonymous.get(url).content.decode()  # not opted in
     assert anonymous.head(url).status_code == 200
-    credentials_mark_consent_revoked(consent_id=11)
-    assert anonymous.get(url).json()["consentRevoked"] is True
+
+    consent_withdrawn(consent_id=11)  # the post is taken down: no longer public
+    assert anonymous.get(url).status_code == 404
+    # Whoever holds a copy still learns that the consent was withdrawn.
+    matches = anonymous.post(
+        reverse("sb_matches_by_content"), stripped(post), content_type="image/jpeg"
+    ).json()["matches"]
+    (signed,) = [m["manifestId"] for m in matches if m["manifestId"].startswith(str(display.uuid))]
+    body = anonymous.get(reverse("sb_manifest", args=[signed])).json()
+    assert body["consentRevoked"] is True and body["postUrl"] == ""
 
 
 def test_a_drafts_credential_is_not_found_by_binding_nor_its_manifest_by_id(alice, anonymous):

@@ -14,7 +14,7 @@ from django.urls import reverse
 from PIL import Image
 
 from gallery import signing, verify
-from gallery.services import credentials_mark_consent_revoked, post_create
+from gallery.services import consent_withdrawn, post_create
 from imaging import decode
 from tests import images
 from tests.test_imaging import BAD_INPUTS, imaging_pattern
@@ -192,7 +192,7 @@ def test_an_unrelated_photo_has_no_credentials(alice):
 
 def test_a_post_whose_consent_was_revoked_says_so(alice):
     post = candor_post(alice)
-    credentials_mark_consent_revoked(consent_id=11)
+    consent_withdrawn(consent_id=11)
     result = check(post.display.read())
     assert result["consent_revoked"] is True
 

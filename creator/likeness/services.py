@@ -27,7 +27,7 @@ from creator.jobs.models import Task
 from creator.likeness import checks, intake
 from creator.likeness.checks import ConsentRefused
 from creator.likeness.models import Consent, ReferencePhoto, Subject
-from gallery.services import credentials_mark_consent_revoked
+from gallery.services import consent_withdrawn
 from imaging.decode import jpeg_bytes
 from imaging.phash import hamming
 from imaging.sniff import too_large
@@ -359,7 +359,7 @@ def consent_revoke(*, subject: Subject, by: str) -> int:
 def consents_withdraw(*, consent_ids: list[int], by: str) -> int:
     """Mark consents revoked, and the credentials of images made under them."""
     for consent_id in consent_ids:
-        credentials_mark_consent_revoked(consent_id=consent_id)
+        consent_withdrawn(consent_id=consent_id)
     return Consent.objects.filter(pk__in=consent_ids).update(
         status=Consent.Status.REVOKED, revoked_at=timezone.now(), revoked_by=by
     )
