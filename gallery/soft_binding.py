@@ -37,12 +37,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from config import ratelimit
 from gallery import fingerprints, verify
-from gallery import signing as gallery_signing
 from gallery.models import Credential, Post
-from gallery.provenance import watermark
-from gallery.renditions import decode_sizes
-from imaging.decode import decode_srgb
-from imaging.limits import ImageRejected, Reason, check_image, open_image
+from imaging.limits import ImageRejected, Reason, check_image
 from imaging.phash import phash
 from imaging.sniff import too_large
 
@@ -149,34 +145,18 @@ def _with_scores(nearest: list[tuple[int, int]]) -> list[tuple[Credential, int]]
 
 
 def _by_watermark(image, size: tuple[int, int]) -> list[tuple[Credential, int]]:
-    """The credential whose watermark the image carries. Thin on purpose: the watermark's payload
-    and key are the provenance package's business (the same read as verify's)."""
-    key = gallery_signing.watermark_key()
-    found = watermark.detect_rescaled(image, decode_sizes(size), key=key)
-    if found is None:
-        return []
-    return [(c, 100) for c in Credential.objects.select_related("post").filter(pk=found)]
+    """The credential whose watermark the image carries, read and checked as verify does."""
+    credential = verify.watermark_credential(image, size)
+    return [(credential, 100)] if credential is not None else []
 
 
 def _by_content(data: bytes, algs: set[str], limit: int) -> list[tuple[Credential, int]]:
     """Matches for an uploaded image, checked and decoded exactly as verify does. Raises
     ImageRejected and verify.VerifierBusy like verify.verify_bytes."""
-    limits = verify.verify_limits()
-    checked = check_image(data, limits)
-    if checked.pixels > settings.VERIFY_DECODE_MAX_PIXELS:
-        raise ImageRejected(
-            Reason.TOO_MANY_PIXELS,
-            verify.TOO_LARGE_TO_SEARCH.format(
-                width=checked.width,
-                height=checked.height,
-                limit=f"{settings.VERIFY_DECODE_MAX_PIXELS / 1e6:g}",
-            ),
-        )
+    checked = check_image(data, verify.verify_limits())
     # The same slots as verify: together they never run more than VERIFY_CONCURRENCY at once.
-    if not verify._slots.acquire(blocking=False):
-        raise verify.VerifierBusy(verify.BUSY)
-    try:
-        image = decode_srgb(open_image(data, checked, limits), max_side=verify.MARKED_MAX_SIDE)
+    with verify.slot():
+        image = verify.decode_for_search(data, checked)
         matches: list[tuple[Credential, int]] = []
         if WATERMARK_ALG in algs:
             matches += _by_watermark(image, (checked.width, checked.height))
@@ -184,8 +164,6 @@ def _by_content(data: bytes, algs: set[str], limit: int) -> list[tuple[Credentia
             matches += _with_scores(
                 fingerprints.nearest(phash(image), max_bits=verify.SIMILARITY_BITS, limit=limit)
             )
-    finally:
-        verify._slots.release()
     best: dict[int, tuple[Credential, int]] = {}
     for credential, score in matches:
         if credential.pk not in best or score > best[credential.pk][1]:

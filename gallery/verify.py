@@ -5,6 +5,7 @@ Answers with a stable machine-readable verdict and a plain-language explanation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -238,10 +239,17 @@ def verify_bytes(data: bytes) -> Verdict:
     """The verdict for an uploaded image. Raises ImageRejected for bad input (nothing stored) and
     VerifierBusy when this process is already verifying VERIFY_CONCURRENCY images."""
     checked = check_image(data, verify_limits())  # header only: cheap, so outside the slots
+    with slot():
+        return _verdict(data, checked)
+
+
+@contextlib.contextmanager
+def slot():
+    """One of this process's VERIFY_CONCURRENCY verification slots, or VerifierBusy at once."""
     if not _slots.acquire(blocking=False):
         raise VerifierBusy(BUSY)
     try:
-        return _verdict(data, checked)
+        yield
     finally:
         _slots.release()
 
@@ -359,8 +367,9 @@ def _says_no_manifest(error: str) -> bool:
     return error.startswith("NotSupported") or "asset could not be parsed" in error
 
 
-def _recover(data: bytes, checked: CheckedImage) -> Verdict:
-    """No manifest: look for Candor's watermark, then a near-identical image Candor signed."""
+def decode_for_search(data: bytes, checked: CheckedImage) -> Image.Image:
+    """The image decoded as far as the watermark and fingerprint searches need; ImageRejected
+    when it declares more pixels than VERIFY_DECODE_MAX_PIXELS."""
     if checked.pixels > settings.VERIFY_DECODE_MAX_PIXELS:
         raise ImageRejected(
             Reason.TOO_MANY_PIXELS,
@@ -370,13 +379,27 @@ def _recover(data: bytes, checked: CheckedImage) -> Verdict:
                 limit=f"{settings.VERIFY_DECODE_MAX_PIXELS / 1e6:g}",
             ),
         )
-    image = decode_srgb(open_image(data, checked, verify_limits()), max_side=MARKED_MAX_SIDE)
-    found = _find_watermark(image, (checked.width, checked.height))
-    if found is not None:
-        credential = Credential.objects.select_related("post").filter(pk=found.watermark_id).first()
-        # Second factor: the keyed mark must also belong to a picture that looks like this one.
-        if credential is not None and watermark.looks_like(image, found, credential.phash):
-            return _from_credential(RECOVERED_BY_WATERMARK, credential)
+    return decode_srgb(open_image(data, checked, verify_limits()), max_side=MARKED_MAX_SIDE)
+
+
+def watermark_credential(image: Image.Image, size: tuple[int, int]) -> Credential | None:
+    """The credential whose keyed watermark the image carries, only when the second factor
+    agrees too: the mark must belong to a picture that looks like this one."""
+    found = _find_watermark(image, size)
+    if found is None:
+        return None
+    credential = Credential.objects.select_related("post").filter(pk=found.watermark_id).first()
+    if credential is not None and watermark.looks_like(image, found, credential.phash):
+        return credential
+    return None
+
+
+def _recover(data: bytes, checked: CheckedImage) -> Verdict:
+    """No manifest: look for Candor's watermark, then a near-identical image Candor signed."""
+    image = decode_for_search(data, checked)
+    credential = watermark_credential(image, (checked.width, checked.height))
+    if credential is not None:
+        return _from_credential(RECOVERED_BY_WATERMARK, credential)
     # By index (gallery/fingerprints.py): every stored hash within SIMILARITY_BITS is found.
     best = fingerprints.nearest(phash(image), max_bits=SIMILARITY_BITS)
     if best:

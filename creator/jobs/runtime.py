@@ -119,10 +119,6 @@ class Progress:
         """Say what the job is doing now (e.g. "Encoding photos")."""
         self._write({"message": message[:200]})
 
-    def check_cancelled(self) -> None:
-        """Call between steps: raises Cancelled if the creator asked to stop."""
-        self._write({})
-
     def stop_requested(self) -> bool:
         """True when the creator asked to stop (or the row is gone), for code that must stop by
         its own means, such as a trainer that keeps its last checkpoint."""
