@@ -20,7 +20,9 @@ def confirm_page(
     button: str,
     cancel_url: str,
     keeps: list[str] | None = None,
+    choices: list[tuple[str, str]] | None = None,
 ) -> HttpResponse:
+    """`choices`: optional checkboxes (name, label) that go with the confirmed action."""
     context = {
         "title": title,
         "consequences": consequences,
@@ -28,6 +30,11 @@ def confirm_page(
         "button": button,
         "cancel_url": cancel_url,
         "action": request.path,
-        "carried": {k: v for k, v in request.POST.items() if k not in ("csrfmiddlewaretoken",)},
+        "choices": [(name, label, request.POST.get(name) == "on") for name, label in choices or []],
+        "carried": {
+            k: v
+            for k, v in request.POST.items()
+            if k not in ("csrfmiddlewaretoken", CONFIRM_FIELD, *(n for n, _ in choices or []))
+        },
     }
     return render(request, "confirm.html", context)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_rq",
     "creator.accounts",
     "creator.jobs",
+    "creator.notices",
     "creator.likeness",
     "creator.studio",
     "gallery",
@@ -80,6 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.site",
+                "creator.notices.context_processors.unread",
             ],
         },
     },
@@ -167,6 +169,8 @@ if EMAIL_HOST:
     EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
     EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
     EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+    # A slow mail server must not hold a page open: notices and links are sent in the request.
+    EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Candor <candor@localhost>")
@@ -229,6 +233,12 @@ FACE_MATCH_THRESHOLD = envfloat("FACE_MATCH_THRESHOLD", 0.6, minimum=0.0)
 PHOTOS_REQUIRED = 3
 PHOTOS_RECOMMENDED = (8, 20)
 CONSENT_LINK_HOURS = envint("CONSENT_LINK_HOURS", 72, minimum=1)
+# Consent needs the live camera challenge (head turns in a random order, checked on the server).
+# Off: a picture file is accepted too, recorded as the weaker "upload" method.
+CONSENT_REQUIRE_LIVENESS = envbool("CONSENT_REQUIRE_LIVENESS", True)
+# From issuing a challenge to receiving its frames: the moves take ~6 s, the upload a few more.
+CONSENT_CHALLENGE_SECONDS = envint("CONSENT_CHALLENGE_SECONDS", 90, minimum=10)
+CONSENT_FRAME_MAX_BYTES = envint("CONSENT_FRAME_MAX_BYTES", 2_000_000, minimum=10_000)
 # Django's own cap answers with a bare 400; ours (PHOTO_MAX_FILES_PER_UPLOAD) says why.
 DATA_UPLOAD_MAX_NUMBER_FILES = 200
 

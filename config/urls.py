@@ -5,6 +5,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("creator.accounts.urls")),
     path("", include("creator.jobs.urls")),
+    path("", include("creator.notices.urls")),
     path("", include("creator.likeness.urls")),
     path("", include("creator.studio.urls")),
     path("", include("gallery.urls")),

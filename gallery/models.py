@@ -48,6 +48,12 @@ class Post(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     # Set when the person shown withdrew consent: the post was taken down and stays down.
     consent_revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set when the person shown took this one image down from their own page.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # What the person shown agreed to ({"publish", "ends", "ruled_out"}), copied at creation;
+    # `consent_private` says whether it keeps the image private (never published or shared).
+    consent_scope = models.JSONField(default=dict, blank=True)
+    consent_private = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -59,6 +65,15 @@ class Post(models.Model):
     @property
     def is_public(self) -> bool:
         return self.visibility == self.Visibility.PUBLIC
+
+    @property
+    def taken_down(self) -> bool:
+        """Taken down for the person shown (consent withdrawn, or this image): it stays down."""
+        return bool(self.consent_revoked_at or self.withdrawn_at)
+
+    @property
+    def private_by_consent(self) -> bool:
+        return self.consent_private
 
     @property
     def files(self) -> list:
@@ -130,6 +145,7 @@ class Credential(models.Model):
     author_handle = models.CharField(max_length=30, blank=True)
     consent_id = models.BigIntegerField(null=True, blank=True)
     consent_revoked_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)  # by the person shown
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CredentialQuerySet.as_manager()

@@ -18,6 +18,8 @@ def shared_gallery_posts(share: GalleryShare) -> QuerySet[Post]:
         owner=share.owner,
         visibility__in=(Post.Visibility.PUBLIC, Post.Visibility.PRIVATE),
         consent_revoked_at=None,
+        withdrawn_at=None,
+        consent_private=False,
     ).select_related("owner")
 
 
@@ -28,3 +30,8 @@ def active_gallery_shares(user) -> QuerySet[GalleryShare]:
 def posts_by_ids(user, ids) -> QuerySet[Post]:
     """A creator's own posts among these ids (others' are left out)."""
     return Post.objects.filter(owner=user, pk__in=list(ids))
+
+
+def posts_made_under(consent_ids) -> QuerySet[Post]:
+    """Every post made under these consents, whoever owns it (the person shown's own page)."""
+    return Post.objects.filter(consent_id__in=list(consent_ids)).select_related("owner")

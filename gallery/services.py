@@ -29,6 +29,13 @@ CONSENT_WITHDRAWN = (
     "The person shown withdrew their consent, so this image was taken down. It can't be "
     "published or shared again; it stays in your gallery, labelled as such."
 )
+WITHDRAWN_BY_PERSON = (
+    "The person shown took this image down, so it can't be published or shared again; it stays "
+    "in your gallery, labelled as such."
+)
+PRIVATE_BY_CONSENT = (
+    "The person shown agreed only to images kept private, so this one can't be published or shared."
+)
 CAPTION_MAX_CHARS = 2000
 CAPTION_TOO_LONG = (
     f"The caption is too long: at most {CAPTION_MAX_CHARS} characters. Nothing was saved."
@@ -53,6 +60,7 @@ def post_create(
     base_model: str,
     lora_sha256: str = "",
     consent_id: int | None = None,
+    consent_scope: dict | None = None,
     prompt_in_credentials: bool = False,
 ) -> Post:
     """Store a generated image as a private draft post. Every file made here — the original and
@@ -69,7 +77,9 @@ def post_create(
                 owner=owner, image="", width=image.width, height=image.height, sha256="",
                 prompt=prompt, seed=seed, generation_settings=generation_settings,
                 model_name=model_name, base_model=base_model, lora_sha256=lora_sha256,
-                consent_id=consent_id, prompt_in_credentials=prompt_in_credentials,
+                consent_id=consent_id, consent_scope=consent_scope or {},
+                consent_private=(consent_scope or {}).get("publish") == "private",
+                prompt_in_credentials=prompt_in_credentials,
             )  # fmt: skip
             for variant, fmt, ext, make in VARIANTS:
                 pixels = make(image)
@@ -90,6 +100,7 @@ def post_create(
                     model_name=model_name,
                     lora_sha256=lora_sha256,
                     consent_id=consent_id,
+                    consent_scope=consent_scope,
                     credential_id=str(credential.uuid),
                     phash=fingerprint,
                     derived_actions=(
@@ -134,9 +145,18 @@ def post_update_caption(*, post: Post, caption: str) -> Post:
     return post
 
 
-def post_publish(*, post: Post) -> Post:
+def _check_may_go_out(post: Post) -> None:
+    """Publishing and sharing need the person shown to allow it, still."""
     if post.consent_revoked_at:
         raise Refusal(CONSENT_WITHDRAWN)
+    if post.withdrawn_at:
+        raise Refusal(WITHDRAWN_BY_PERSON)
+    if post.private_by_consent:
+        raise Refusal(PRIVATE_BY_CONSENT)
+
+
+def post_publish(*, post: Post) -> Post:
+    _check_may_go_out(post)
     post.visibility = Post.Visibility.PUBLIC
     post.published_at = post.published_at or timezone.now()
     post.save(update_fields=["visibility", "published_at"])
@@ -151,8 +171,7 @@ def post_unpublish(*, post: Post) -> Post:
 
 def post_share_link(*, post: Post) -> str:
     """An unlisted link token for one post (made once, until revoked)."""
-    if post.consent_revoked_at:
-        raise Refusal(CONSENT_WITHDRAWN)
+    _check_may_go_out(post)
     if not post.share_token:
         post.share_token = new_token()
         post.save(update_fields=["share_token"])
@@ -188,6 +207,19 @@ def consent_withdrawn(*, consent_id: int) -> int:
     return Post.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
         visibility=Post.Visibility.PRIVATE, share_token="", consent_revoked_at=now
     )
+
+
+def post_withdraw(*, post: Post) -> Post:
+    """The person shown takes down this one image: unpublished, its share link revoked, never
+    listed again, and its credentials say "withdrawn by the person shown" from now on."""
+    now = timezone.now()
+    with transaction.atomic():
+        Credential.objects.filter(post=post, withdrawn_at=None).update(withdrawn_at=now)
+        post.visibility = Post.Visibility.PRIVATE
+        post.share_token = ""
+        post.withdrawn_at = post.withdrawn_at or now
+        post.save(update_fields=["visibility", "share_token", "withdrawn_at"])
+    return post
 
 
 @receiver(post_delete, sender=Post)

@@ -288,6 +288,7 @@ def manifest(request: HttpRequest, manifest_id: str) -> HttpResponse:
             "manifestId": manifest_id,
             "manifest": credential.manifest or {},
             "consentRevoked": credential.consent_revoked_at is not None,
+            "withdrawnByPersonShown": credential.withdrawn_at is not None,
             "postUrl": post_url,
         }
     )

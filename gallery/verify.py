@@ -145,6 +145,7 @@ class VerifierBusy(Exception):
 class Verdict:
     verdict: str
     consent_revoked: bool = False
+    withdrawn: bool = False  # this one image, by the person shown
     details: dict = field(default_factory=dict)
     credential: Credential | None = None
     post_url: str = ""
@@ -165,6 +166,7 @@ class Verdict:
             "headline": self.headline,
             "explanation": self.explanation,
             "consent_revoked": self.consent_revoked,
+            "withdrawn": self.withdrawn,
             "post_url": self.post_url,
             "details": self.details,
         }
@@ -189,7 +191,9 @@ def _manifest_details(manifest: dict | None) -> dict:
         creators = (c2pa.assertion(manifest, "cawg.metadata") or {}).get("dc:creator", [])
         authors = [a for a in creators if isinstance(a, str)]
     generator = manifest.get("claim_generator_info") or [{}]
+    scope = (c2pa.assertion(manifest, "org.candor.provenance") or {}).get("consent_scope")
     return {
+        "consent_scope": scope if isinstance(scope, dict) else {},
         "signer": signature.get("common_name") or signature.get("issuer") or "",
         "issuer": signature.get("issuer", ""),
         "signed_at": signature.get("time", ""),
@@ -222,6 +226,7 @@ def _from_credential(verdict: str, credential: Credential, extra: dict | None = 
     return Verdict(
         verdict=verdict,
         consent_revoked=credential.consent_revoked_at is not None,
+        withdrawn=credential.withdrawn_at is not None,
         details=details,
         credential=credential,
         post_url=post_url,
@@ -316,6 +321,7 @@ def _relabelled(data: bytes, checked: CheckedImage, *, claims: str) -> Verdict |
     return Verdict(
         RELABELLED,
         consent_revoked=found.consent_revoked,
+        withdrawn=found.withdrawn,
         details=found.details,
         credential=found.credential,
         post_url=found.post_url,

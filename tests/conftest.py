@@ -4,6 +4,7 @@ Redis is the one named by REDIS_URL, or else a private redis-server this session
 The database is the one named by DATABASE_URL (SQLite under var/ when unset).
 """
 
+import itertools
 import os
 import signal
 import subprocess
@@ -224,42 +225,29 @@ def page(browser):
     context.close()
 
 
-def y4m_video(image, path: Path, frames: int = 5) -> Path:
-    """A Y4M clip of a still image, for Chromium's fake camera."""
-    from PIL import Image
-
-    image = image.convert("RGB").resize((512, 512))
-    y, cb, cr = image.convert("YCbCr").split()
-    half = (256, 256)
-    frame = (
-        b"FRAME\n"
-        + y.tobytes()
-        + cb.resize(half, Image.Resampling.BILINEAR).tobytes()
-        + cr.resize(half, Image.Resampling.BILINEAR).tobytes()
-    )
-    path.write_bytes(b"YUV4MPEG2 W512 H512 F30:1 Ip A1:1 C420jpeg\n" + frame * frames)
-    return path
-
-
 @pytest.fixture
-def camera_page(playwright, tmp_path):
-    """A page in a Chromium whose camera films a face: a photo of the astronaut not in any set."""
-    from tests import images
+def camera(playwright, tmp_path):
+    """camera(video) -> a page in a Chromium whose camera films that Y4M clip, in a loop."""
+    launched = []
 
-    video = y4m_video(images.astronaut_variant(7), tmp_path / "camera.y4m")
-    chromium = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
-    page = chromium.new_context().new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    chromium.close()
+    def open_page(video: Path):
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *CHROMIUM_ARGS,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}",
+            ],
+        )
+        launched.append(chromium)
+        page = chromium.new_context().new_page()
+        page.set_default_timeout(20_000)
+        return page
+
+    yield open_page
+    for chromium in launched:
+        chromium.close()
 
 
 # --- subjects and photos ----------------------------------------------------------------------
@@ -299,6 +287,13 @@ def alice_subject(alice):
 
 
 @pytest.fixture
+def picture_consent(settings):
+    """The operator allows a picture file as the consent selfie (CONSENT_REQUIRE_LIVENESS off):
+    the weaker path, for tests about what happens around consent rather than the camera check."""
+    settings.CONSENT_REQUIRE_LIVENESS = False
+
+
+@pytest.fixture
 def private_media(settings, tmp_path):
     """A fresh, empty private storage per test, so tests can assert on what is left behind."""
     root = tmp_path / "media"
@@ -328,3 +323,29 @@ def verifier(db, settings, tmp_path, private_media):
     cache.clear()
     yield
     signing.reset()
+
+
+def live_consent(subject, *, scope_query: str = "", seed: int | None = None):
+    """Consent the way the page gives it: a challenge from the server, then a burst of camera
+    frames of the astronaut doing its moves in its order (tests/videos.py), checked for real."""
+    from django.http import QueryDict
+    from django.utils import timezone
+
+    from creator.likeness import checks, scope, services
+    from tests import images, videos
+
+    challenge, nonce = services.challenge_issue(subject=subject)
+    seed = next(_burst_seeds) if seed is None else seed
+    frames = [
+        images.encode(frame, "JPEG", quality=90)
+        for frame in videos.challenge_burst(challenge.steps, seed=seed)
+    ]
+    return services.consent_by_selfie(
+        subject=subject,
+        selfie=checks.Selfie(frames=frames, nonce=nonce),
+        agreed=True,
+        consent_scope=scope.scope_from_form(QueryDict(scope_query), now=timezone.now()),
+    )
+
+
+_burst_seeds = itertools.count(1)  # every burst a fresh one: the same frames twice are a replay

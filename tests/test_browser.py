@@ -2,13 +2,14 @@
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
 from creator.accounts.models import User
 from creator.jobs import services
 from creator.jobs.models import Task
 from gallery.models import Post
 from tests import jobs
-from tests.conftest import PASSWORD, wait_for_status
+from tests.conftest import PASSWORD, run_photo_checks, upload_files, wait_for_status
 
 pytestmark = pytest.mark.browser
 
@@ -103,14 +104,31 @@ async ([selector, files]) => {
 """
 
 
-def test_upload_photos_see_verdicts_consent_with_a_selfie_and_be_ready(
-    live_server, camera_page, workers, private_media
+ASKED = ("right", "mouth", "left")  # the challenge the server issues in these tests
+
+
+@pytest.fixture
+def fixed_challenge(monkeypatch):
+    """The live server runs in this process: its challenges ask for ASKED, so the fake camera's
+    clip (made before Chromium starts) can follow them."""
+    from creator.engine import liveness
+
+    monkeypatch.setattr(liveness, "random_steps", lambda: ASKED)
+
+
+def take_camera_check(page) -> None:
+    page.click("[data-liveness-start]")
+    page.locator("[data-liveness-status]", has_text="Recorded 12 frames").wait_for(timeout=30_000)
+
+
+def test_upload_photos_see_verdicts_consent_with_the_camera_check_and_be_ready(
+    live_server, camera, fixed_challenge, workers, private_media, tmp_path
 ):
     import base64
 
-    from tests import images
+    from tests import images, videos
 
-    page = camera_page
+    page = camera(videos.challenge_video(ASKED, tmp_path / "following.y4m"))
     User.objects.create_user("gus", "gus@example.com", PASSWORD)
     workers.start()
     log_in(page, live_server, "gus")
@@ -157,9 +175,7 @@ def test_upload_photos_see_verdicts_consent_with_a_selfie_and_be_ready(
     assert "Not ready to train yet" in page.locator("#readiness").inner_text()
 
     page.click("text=Give consent with a selfie")
-    page.locator("[data-selfie-take]:enabled").wait_for()
-    page.click("[data-selfie-take]")
-    page.locator(".selfie-preview").wait_for(state="visible")
+    take_camera_check(page)
     page.check("input[name=agree]")
     page.click("button:has-text('Give consent')")
     page.wait_for_load_state()
@@ -168,6 +184,38 @@ def test_upload_photos_see_verdicts_consent_with_a_selfie_and_be_ready(
 
     assert "Consent recorded" in page.locator(".messages").inner_text()
     assert "Ready to train" in page.locator("#readiness").inner_text()
+    assert "with the live camera check" in page.locator("#consent").inner_text()
+
+
+def test_a_still_photo_in_front_of_the_camera_is_refused(
+    live_server, camera, fixed_challenge, tmp_path, private_media
+):
+    from creator.likeness import checks
+    from creator.likeness.models import Subject
+    from tests import images, videos
+
+    user = User.objects.create_user("ivy", "ivy@example.com", PASSWORD)
+    subject = Subject.objects.create(owner=user, name="Ivy")
+    client = Client()
+    client.force_login(user)
+    upload_files(
+        client,
+        subject,
+        {f"me{i}.jpg": images.encode(images.astronaut_variant(i)) for i in range(3)},
+    )
+    run_photo_checks()
+    still = videos.y4m(videos.still_burst(), tmp_path / "still.y4m")
+    page = camera(still)
+    log_in(page, live_server, "ivy")
+    page.goto(f"{live_server.url}/subjects/{subject.pk}/consent/")
+
+    take_camera_check(page)
+    page.check("input[name=agree]")
+    page.click("button:has-text('Give consent')")
+
+    refusal = page.locator(".form-errors").inner_text()
+    assert refusal == checks.LIVENESS_MESSAGES["still"]
+    assert not subject.consents.exists()
 
 
 def test_train_a_model_and_generate_through_the_real_pages(live_server, page, workers, settings):
@@ -179,7 +227,9 @@ def test_train_a_model_and_generate_through_the_real_pages(live_server, page, wo
     user = User.objects.create_user("hana", "hana@example.com", PASSWORD)
     from creator.likeness.models import Subject
 
-    subject = make_ready(Subject.objects.create(owner=user, name="Hana"))
+    subject = make_ready(
+        Subject.objects.create(owner=user, name="Hana"), scope_form="rule_out=political"
+    )
     workers.start()
     log_in(page, live_server, "hana")
 
@@ -191,6 +241,13 @@ def test_train_a_model_and_generate_through_the_real_pages(live_server, page, wo
     assert page.locator(".task .badge", has_text="Succeeded").count() == 1
     assert page.locator(".loss-chart polyline").count() == 1
     assert page.locator(".samples img").count() == 2
+
+    # A prompt outside what Hana agreed to is refused, with the word that tripped it.
+    page.fill("#id_prompt", "@me speaking at a political rally")
+    page.click("#generate button[type=submit]")
+    refusal = page.locator(".messages").inner_text()
+    assert "Hana ruled out political content" in refusal and "(“political”)" in refusal
+    assert not Post.objects.filter(owner=user).exists()
 
     page.fill("#id_prompt", "@me reading in a café")
     page.select_option("#id_style", "film")

@@ -47,7 +47,9 @@ def test_the_subject_page_says_it_deletes_the_subject_not_the_account(alice_clie
 def test_revoking_consent_asks_first(alice_client, alice_subject):
     consent = granted(alice_subject)
     url = reverse("consent_revoke", args=[alice_subject.pk])
-    assert "Revoke consent and delete Alice's models" in text(alice_client.post(url))
+    assert "Revoke consent, delete Alice's models and take their images down" in text(
+        alice_client.post(url)
+    )
     consent.refresh_from_db()
     assert consent.status == Consent.Status.GRANTED
 

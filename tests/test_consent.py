@@ -28,7 +28,10 @@ from tests.conftest import (
     upload_files,
 )
 
-pytestmark = pytest.mark.usefixtures("private_media")
+# These tests send the consent selfie as a picture file (the weaker path); the live camera check
+# has its own tests in test_liveness.py.
+pytestmark = pytest.mark.usefixtures("private_media", "picture_consent")
+
 
 OBAMA = ("obama.jpg", "obama2.jpg", "obama3.jpg")
 
@@ -70,7 +73,7 @@ def test_no_selfie_image_is_kept(alice_client, alice_subject, private_media):
     send_selfie(alice_client, alice_subject, images.fixture_bytes("obama3.jpg"))
     assert stored_files(private_media) == before
     page = text(alice_client.get(reverse("consent_selfie", args=[alice_subject.pk])))
-    assert "We don't keep your selfie" in page
+    assert "We don't keep the camera frames or any selfie" in page
 
 
 def test_a_selfie_of_someone_else_is_refused(alice_client, alice_subject):
@@ -211,7 +214,8 @@ def test_the_subject_agrees_with_a_matching_selfie_and_the_link_works_once(
     again = answer(link, selfie=images.fixture_bytes("obama3.jpg"))
     assert again.status_code == 400
     assert services.LINK_USED in text(again)
-    assert "Revoke my consent" in text(Client().get(link))
+    assert "Withdraw my consent" in text(Client().get(link))
+    assert consent.selfie_method == Consent.SelfieMethod.UPLOAD
 
 
 def test_someone_else_cannot_consent_through_the_link(alice_client, bobs_friend):

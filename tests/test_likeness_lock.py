@@ -23,7 +23,8 @@ from tests import images
 from tests.conftest import committing, run_photo_checks, upload_files
 from tests.test_consent import answer, create_link, send_selfie, text, with_photos
 
-pytestmark = pytest.mark.usefixtures("private_media")
+# Consent selfies go as picture files here (the weaker path); see test_liveness.py for the camera.
+pytestmark = pytest.mark.usefixtures("private_media", "picture_consent")
 
 
 def mirrored(name: str) -> bytes:

@@ -25,6 +25,7 @@ from tests import images
 from tests.conftest import (
     CONFIRM,
     committing,
+    live_consent,
     run_photo_checks,
     upload_files,
     wait_for,
@@ -41,7 +42,7 @@ def _short_training(settings):
     settings.GENERATION_STEPS = 4
 
 
-def make_ready(subject: Subject) -> Subject:
+def make_ready(subject: Subject, *, scope_form: str = "") -> Subject:
     files = [
         SimpleUploadedFile(f"me{i}.jpg", images.encode(images.astronaut_variant(i)))
         for i in range(6)
@@ -49,9 +50,7 @@ def make_ready(subject: Subject) -> Subject:
     with committing():
         services.photos_add(subject=subject, files=files)
     run_photo_checks()
-    services.consent_by_selfie(
-        subject=subject, selfie=images.encode(images.astronaut_variant(7)), agreed=True
-    )
+    live_consent(subject, scope_query=scope_form)
     assert selectors.subject_readiness(subject).ready
     return subject
 
@@ -326,3 +325,24 @@ def wait_for_status_via_page(client, task: Task) -> Task:
     wait_for(failed, timeout=30, interval=0.2, what="the killed run to be failed")
     task.refresh_from_db()
     return task
+
+
+def test_the_creator_is_told_when_training_ends_either_way(alice, alice_client, ready_subject):
+    from django.core import mail
+
+    from creator.notices.models import Notice
+
+    mail.outbox.clear()
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    run_queued("training")
+    model = PersonalModel.objects.get()
+    done = Notice.objects.get(user=alice, kind="training_succeeded")
+    assert done.title == f"{model.name} is trained" and done.link == model.task.link
+    assert [m.subject for m in mail.outbox] == [f"[Candor] {model.name} is trained"]
+
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    Consent.objects.update(status=Consent.Status.REVOKED)  # withdrawn while it was queued
+    with pytest.raises(JobError):
+        run_queued("training")
+    failed = Notice.objects.get(user=alice, kind="training_failed")
+    assert "revoked or has ended" in failed.body

@@ -1,6 +1,7 @@
 """`candor up` on embedded defaults: a fresh var/, SQLite, a private Redis, no configuration."""
 
 import html
+import http.client
 import http.cookiejar
 import io
 import json
@@ -113,7 +114,13 @@ class Visitor:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def get(self, path: str) -> tuple[int, str]:
-        return self._open(urllib.request.Request(self.base_url + path.lstrip("/")))
+        request = urllib.request.Request(self.base_url + path.lstrip("/"))
+        try:
+            return self._open(request)
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            # A GET that a web process was answering the instant it was killed: browsers retry
+            # an idempotent request once on a dropped connection, and so does this visitor.
+            return self._open(request)
 
     def post(self, path: str, data: dict[str, str]) -> tuple[int, str]:
         """POST a form with the CSRF token, following the redirect; (status, text shown)."""

@@ -1,7 +1,8 @@
 """Face detection, identity embeddings and likeness, with dlib's offline models.
 
 No Django imports: images in, plain data out. Models come from the `face-recognition-models` package
-(HOG detector, 5-point landmarks, ResNet 128-d embedding) and run on the CPU with prebuilt dlib.
+(HOG detector, 5-point landmarks, ResNet 128-d embedding; the 68-point landmarks the liveness check
+reads poses from) and run on the CPU with prebuilt dlib.
 
 dlib fails silently on the wrong input: it needs a C-contiguous RGB uint8 array, after EXIF rotation
 (callers pass images that photo intake has already normalised). HOG detections scoring below
@@ -11,6 +12,7 @@ dlib fails silently on the wrong input: it needs a C-contiguous RGB uint8 array,
 from __future__ import annotations
 
 import importlib.util
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ MIN_DETECTION_SCORE = 0.3
 # detections are background faces or HOG's false positives (a rotated space suit gave one at 0.5).
 SECONDARY_SCORE_RATIO = 0.6
 SECONDARY_SIZE_RATIO = 0.6
+
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,15 @@ def _models_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
+def pixels_of(image: Image.Image) -> np.ndarray:
+    """The C-contiguous RGB uint8 array dlib needs."""
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
 class FaceEngine:
-    """Loaded once per process (~76 MB); dlib releases the GIL while it works."""
+    """Loaded once per process (~76 MB, ~100 MB more once the 68-point model is used); dlib
+    releases the GIL while it works, and may be called from several threads: only the ResNet,
+    which keeps its activations in itself (and uses every core already), runs one at a time."""
 
     _instance: FaceEngine | None = None
     _lock = threading.Lock()
@@ -69,12 +81,19 @@ class FaceEngine:
         import dlib
 
         models = _models_dir()
-        self._detector = dlib.get_frontal_face_detector()
+        # A HOG detector holds the image it scans, so two threads must not share one (dlib
+        # crashes): each call borrows one from this pool, made when none is free (~0.5 s).
+        self._detectors: queue.SimpleQueue = queue.SimpleQueue()
+        self._detectors.put(dlib.get_frontal_face_detector())
         self._landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         self._encoder = dlib.face_recognition_model_v1(
             str(models / "dlib_face_recognition_resnet_model_v1.dat")
         )
+        self._encoder_lock = threading.Lock()
         self._dlib = dlib
+        # Only the liveness check needs the 68 points: loaded on first use (~0.5 s, 100 MB).
+        self._landmarks68 = None
+        self._landmarks68_lock = threading.Lock()
 
     @classmethod
     def get(cls) -> FaceEngine:
@@ -101,14 +120,38 @@ class FaceEngine:
                 Image.Resampling.LANCZOS,
             )
         )
-        pixels = np.ascontiguousarray(np.asarray(small.convert("RGB"), dtype=np.uint8))
-        rects, scores, _ = self._detector.run(pixels, 1, 0.0)
+        pixels = pixels_of(small)
+        found = self.detect(pixels, min_score=min_score)
+        faces = []
+        for rect, score in found:
+            embedding = self.embed(pixels, rect) if embed and len(found) == 1 else None
+            faces.append(Face(box=clip(rect, small.size), score=score, embedding=embedding))
+        return FaceReport(faces=tuple(faces), scale=scale)
+
+    def detect(
+        self,
+        pixels: np.ndarray,
+        *,
+        upsample: int = 1,
+        min_score: float = MIN_DETECTION_SCORE,
+        secondary_score: float = SECONDARY_SCORE_RATIO,
+        secondary_size: float = SECONDARY_SIZE_RATIO,
+    ) -> list[tuple[Box, float]]:
+        """The faces that count in an RGB array, clearest first: (box, HOG score) pairs. A box
+        may reach past the image's edges (`clip` keeps it inside); landmarks want it unclipped.
+
+        Each upsampling doubles the size HOG searches (it finds faces from ~80 px wide without,
+        ~40 px with one) and costs about four times as much."""
+        try:
+            detector = self._detectors.get_nowait()
+        except queue.Empty:
+            detector = self._dlib.get_frontal_face_detector()
+        try:
+            rects, scores, _ = detector.run(pixels, upsample, 0.0)
+        finally:
+            self._detectors.put(detector)
         found = sorted(
-            (
-                (rect, score)
-                for rect, score in zip(rects, scores, strict=True)
-                if score >= min_score
-            ),
+            (pair for pair in zip(rects, scores, strict=True) if pair[1] >= min_score),
             key=lambda pair: -pair[1],
         )
         if found:
@@ -116,24 +159,38 @@ class FaceEngine:
             found = [found[0]] + [
                 (rect, score)
                 for rect, score in found[1:]
-                if score >= SECONDARY_SCORE_RATIO * best_score
-                and rect.width() >= SECONDARY_SIZE_RATIO * best_rect.width()
+                if score >= secondary_score * best_score
+                and rect.width() >= secondary_size * best_rect.width()
             ]
-        faces = []
-        for rect, score in found:
-            box = (
-                max(0, rect.left()),
-                max(0, rect.top()),
-                min(small.width, rect.right()),
-                min(small.height, rect.bottom()),
-            )
-            embedding = None
-            if embed and len(found) == 1:
-                shape = self._landmarks(pixels, rect)
-                vector = self._encoder.compute_face_descriptor(pixels, shape)
-                embedding = tuple(float(v) for v in vector)
-            faces.append(Face(box=box, score=float(score), embedding=embedding))
-        return FaceReport(faces=tuple(faces), scale=scale)
+        return [
+            ((rect.left(), rect.top(), rect.right(), rect.bottom()), float(score))
+            for rect, score in found
+        ]
+
+    def embed(self, pixels: np.ndarray, box: Box) -> tuple[float, ...]:
+        """The 128-d identity embedding of the face in `box` (5-point alignment)."""
+        shape = self._landmarks(pixels, self._dlib.rectangle(*box))
+        with self._encoder_lock:
+            vector = self._encoder.compute_face_descriptor(pixels, shape)
+        return tuple(float(v) for v in vector)
+
+    def landmarks(self, pixels: np.ndarray, box: Box) -> np.ndarray:
+        """The 68 landmarks (iBUG 300-W order: jaw 0-16, nose 27-35, mouth 48-67) of the face
+        in `box`, as a (68, 2) float array of x, y pixels."""
+        shape = self._predictor68()(pixels, self._dlib.rectangle(*box))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    def _predictor68(self):
+        with self._landmarks68_lock:
+            if self._landmarks68 is None:
+                path = _models_dir() / "shape_predictor_68_face_landmarks.dat"
+                self._landmarks68 = self._dlib.shape_predictor(str(path))
+            return self._landmarks68
+
+
+def clip(box: Box, size: tuple[int, int]) -> Box:
+    left, top, right, bottom = box
+    return max(0, left), max(0, top), min(size[0], right), min(size[1], bottom)
 
 
 def distance(a, b) -> float:

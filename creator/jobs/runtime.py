@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.dispatch import Signal
 from django.utils import timezone
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
@@ -22,6 +23,11 @@ from config.refusal import Refusal
 from creator.jobs.models import Task
 
 log = logging.getLogger(__name__)
+
+# Sent by every worker about every 30 s: receivers do time-based chores (cheap, idempotent).
+housekeeping = Signal()
+# Sent when a job reaches its final state (`task`), however it got there.
+task_finished = Signal()
 
 Status = Task.Status
 
@@ -200,4 +206,15 @@ def _finish(task_id, status: str, **fields: Any) -> None:
         rows = Task.objects.filter(pk=task_id, status__in=Task.ACTIVE)
     else:
         rows = Task.objects.filter(pk=task_id, status=Status.RUNNING)
-    rows.update(status=status, finished_at=now, updated_at=now, **fields)
+    if rows.update(status=status, finished_at=now, updated_at=now, **fields):
+        task_finished_send(task_id)
+
+
+def task_finished_send(task_id) -> None:
+    """Tell the other apps a job ended (receivers notify its owner); their errors are logged."""
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None:
+        return
+    for receiver, result in task_finished.send_robust(sender=Task, task=task):
+        if isinstance(result, Exception):
+            log.error("%s failed on task %s: %r", receiver.__name__, task_id, result)

@@ -244,9 +244,12 @@ def tasks_reconcile(*, tasks: Iterable[Task] | None = None) -> int:
                 continue
             status, error = verdict
             now = timezone.now()
-            changed += Task.objects.filter(pk=task.pk, status=task.status).update(
+            closed = Task.objects.filter(pk=task.pk, status=task.status).update(
                 status=status, error=error, finished_at=now, updated_at=now
             )
+            if closed:
+                runtime.task_finished_send(task.pk)
+            changed += closed
             log.warning("Reconciled task %s: %s %s", task.pk, status, error)
     except (RedisError, OSError) as exc:
         log.warning("Could not reconcile jobs: %s", exc)

@@ -74,5 +74,10 @@ class CandorWorker(SimpleWorker):
             pass  # Redis is away (perhaps being restarted); the next round will tell
         except Exception:
             log.exception("Reconciling jobs failed")
+        try:
+            # Time-based chores of the other apps (e.g. telling creators a link expired).
+            for receiver, result in runtime.housekeeping.send_robust(sender=CandorWorker):
+                if isinstance(result, Exception):
+                    log.error("Housekeeping by %s failed: %r", receiver.__name__, result)
         finally:
             connection.close()

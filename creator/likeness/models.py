@@ -1,7 +1,15 @@
 """Subjects, their reference photos and the likeness lock (consent)."""
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+def hash_token(token: str) -> str:
+    """What is stored of a consent link's token or a challenge's nonce: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Subject(models.Model):
@@ -34,7 +42,13 @@ class Subject(models.Model):
         return f"subject:{self.pk}"
 
     def active_consent(self) -> "Consent | None":
-        return self.consents.filter(status=Consent.Status.GRANTED).order_by("-granted_at").first()
+        """The consent in force: granted, and its agreed end date not passed."""
+        return (
+            self.consents.filter(status=Consent.Status.GRANTED)
+            .filter(models.Q(ends_at=None) | models.Q(ends_at__gt=timezone.now()))
+            .order_by("-granted_at")
+            .first()
+        )
 
 
 class ReferencePhoto(models.Model):
@@ -96,6 +110,14 @@ class Consent(models.Model):
         SELFIE = "selfie", "Selfie by the creator (it is me)"
         LINK = "link", "Selfie by the subject through a consent link"
 
+    class SelfieMethod(models.TextChoices):
+        CHALLENGE = "challenge", "Live camera challenge"
+        UPLOAD = "upload", "A still picture (weaker: no liveness check)"
+
+    class Publish(models.TextChoices):
+        PUBLIC = "public", "May be published publicly"
+        PRIVATE = "private", "Kept private: never published or shared"
+
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for the subject"
         GRANTED = "granted", "Granted"
@@ -118,12 +140,21 @@ class Consent(models.Model):
     token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     invited_email = models.EmailField(blank=True)
+    expiry_noticed = models.BooleanField(default=False)  # the creator was told it expired
     signed_name = models.CharField(max_length=80, blank=True)
     # What the check found. No selfie image is kept: its hash, its 128-number face signature
     # (the anchor later photos and the trained model are compared against) and the distances.
     selfie_sha256 = models.CharField(max_length=64, blank=True)
     selfie_embedding = models.JSONField(null=True, blank=True)
     distances = models.JSONField(default=dict, blank=True)
+    # How the selfie was taken, and for the live challenge what it measured (scores, no images).
+    selfie_method = models.CharField(max_length=10, choices=SelfieMethod, blank=True)
+    liveness = models.JSONField(default=dict, blank=True)
+    # What was agreed (the scope): publishing, until when, and content ruled out (codes of
+    # creator.likeness.scope.CATEGORIES; "intimate" always).
+    publish = models.CharField(max_length=8, choices=Publish, default=Publish.PUBLIC)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    ruled_out = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,3 +165,57 @@ class Consent(models.Model):
     @property
     def max_distance(self) -> float | None:
         return max(self.distances.values()) if self.distances else None
+
+    @property
+    def ended(self) -> bool:
+        """Granted, but its agreed end date has passed."""
+        return self.ends_at is not None and self.ends_at <= timezone.now()
+
+    @property
+    def scope_summary(self) -> dict:
+        """The scope as plain values, for credentials and verify."""
+        return {
+            "publish": self.publish,
+            "ends": self.ends_at.date().isoformat() if self.ends_at else None,
+            "ruled_out": list(self.ruled_out),
+        }
+
+
+class Challenge(models.Model):
+    """A live-camera challenge issued to whoever is about to consent: a random order of head
+    turns and a mouth opening, answered once before it expires. Only its nonce's hash is kept."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="challenges")
+    consent = models.ForeignKey(
+        Consent, on_delete=models.CASCADE, null=True, blank=True, related_name="challenges"
+    )  # the consent link it was issued on; None for the creator's own selfie
+    nonce_hash = models.CharField(max_length=64, unique=True)
+    steps = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Challenge {self.pk} ({', '.join(self.steps)})"
+
+
+class SeenFrame(models.Model):
+    """The SHA-256 of a challenge frame already submitted: the same frame twice is a replay."""
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    seen_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Frame {self.digest[:12]}"
+
+
+class FaceBlock(models.Model):
+    """A face the person shown asked never to be trained on here again: only its 128-number
+    signature, no image and no link to who or whose photos. Reference photos matching it are
+    refused for every creator on the instance."""
+
+    signature = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Blocked face {self.pk}"

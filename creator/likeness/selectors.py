@@ -12,6 +12,7 @@ from creator.jobs.models import Task
 from creator.likeness.checks import ConsentRefused
 from creator.likeness.models import Consent, ReferencePhoto, Subject
 from creator.likeness.services import LINK_INVALID, hash_token
+from gallery.selectors import posts_made_under
 
 
 def subjects_for_user(user) -> QuerySet[Subject]:
@@ -75,7 +76,12 @@ def subject_readiness(subject: Subject) -> Readiness:
             f"this set has {ok}."
         )
     consent = subject.active_consent()
-    if consent is None:
+    ended = subject.consents.filter(status=Consent.Status.GRANTED, ends_at__lte=timezone.now())
+    if consent is None and ended.exists():
+        reasons.append(
+            f"{subject.name}'s consent has ended: a new consent is needed to train or make images."
+        )
+    elif consent is None:
         pending = subject.consents.filter(status=Consent.Status.PENDING).exists()
         if pending:
             reasons.append(f"Waiting for {subject.name} to give consent through the link.")
@@ -127,3 +133,35 @@ def consent_link_photos(consent: Consent) -> QuerySet[ReferencePhoto]:
     return consent.subject.photos.filter(
         status=ReferencePhoto.Status.OK, created_at__lte=consent.created_at
     )
+
+
+def posts_of_subject(subject: Subject):
+    """Every image made with this subject's likeness under any of its consents."""
+    return posts_made_under(subject.consents.values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    code: str  # none, awaiting, agreed, declined, revoked, expired
+    label: str
+    detail: str = ""
+
+
+def consent_state(subject: Subject) -> ConsentState:
+    """Where a subject's consent stands, from its latest consent record."""
+    latest = subject.consents.order_by("-created_at").first()
+    if latest is None:
+        return ConsentState("none", "No consent yet")
+    status = latest.status
+    if status == Consent.Status.GRANTED:
+        if latest.ended:
+            return ConsentState("expired", "Consent ended", f"on {latest.ends_at:%-d %b %Y}")
+        until = f"until {latest.ends_at:%-d %b %Y}" if latest.ends_at else ""
+        return ConsentState("agreed", "Consent given", until)
+    if status == Consent.Status.PENDING:
+        if link_expired(latest):
+            return ConsentState("expired", "Link expired unanswered")
+        return ConsentState("awaiting", "Awaiting consent")
+    if status == Consent.Status.DECLINED:
+        return ConsentState("declined", "Declined")
+    return ConsentState("revoked", "Consent revoked")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,13 +20,21 @@ from PIL import Image
 from config.files import STORAGE_FAILED, new_token, private_name
 from config.refusal import Refusal
 from creator.accounts.models import User
-from creator.engine import faces
+from creator.engine import faces, liveness
 from creator.jobs import services as jobs
 from creator.jobs.models import Task
-from creator.likeness import checks, intake
+from creator.likeness import checks, intake, scope
 from creator.likeness.checks import ConsentRefused
-from creator.likeness.models import Consent, ReferencePhoto, Subject
-from gallery.services import consent_withdrawn
+from creator.likeness.models import (
+    Challenge,
+    Consent,
+    FaceBlock,
+    ReferencePhoto,
+    Subject,
+    hash_token,
+)
+from creator.notices.services import notify
+from gallery.services import consent_withdrawn, post_withdraw
 from imaging.decode import jpeg_bytes
 from imaging.phash import hamming
 from imaging.sniff import too_large
@@ -46,6 +53,10 @@ SELFIE_MUST_AGREE = "Tick the box to confirm that you agree."
 LINK_INVALID = "This consent link is not valid. Ask the person who sent it for a new one."
 LINK_EXPIRED = "This consent link has expired. Ask the person who sent it for a new one."
 LINK_USED = "This consent link has already been used."
+LINK_WITHDRAWN = (
+    "This consent was withdrawn, so it can't be given again through this link. Ask the person "
+    "who sent it for a new one."
+)
 NAME_MAX = Subject._meta.get_field("name").max_length
 NAME_TOO_LONG = f"That name is too long: use at most {NAME_MAX} characters."
 SIGNED_NAME_MAX = Consent._meta.get_field("signed_name").max_length
@@ -54,6 +65,9 @@ EMAIL_MAX = Consent._meta.get_field("invited_email").max_length
 EMAIL_INVALID = (
     f"That isn't one valid email address (at most {EMAIL_MAX} characters). "
     "No link was made and nothing was sent."
+)
+EMAIL_INVALID_LOST = (
+    f"Enter the one email address the consent request was sent to (at most {EMAIL_MAX} characters)."
 )
 THUMB_SIDE = 320
 
@@ -80,7 +94,7 @@ def subject_create(*, owner: User, kind: str, name: str = "") -> Subject:
 
 def subject_delete(*, subject: Subject) -> None:
     """Delete a subject, its photos, consents' biometrics, models and jobs (files included)."""
-    consent_revoke(subject=subject, by="creator")
+    consent_revoke(subject=subject, by="creator", tell=False)  # the creator is deleting it
     subject.delete()
 
 
@@ -232,25 +246,50 @@ def subject_identity_refresh(*, subject: Subject) -> None:
 # --- consent ---------------------------------------------------------------------------------
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def challenge_issue(*, subject: Subject, consent: Consent | None = None) -> tuple[Challenge, str]:
+    """A fresh live-camera challenge (random order of moves) and its nonce, shown once."""
+    now = timezone.now()
+    # Old challenges are no use to anyone: answered or expired a day ago.
+    Challenge.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
+    nonce = new_token()
+    challenge = Challenge.objects.create(
+        subject=subject,
+        consent=consent,
+        nonce_hash=hash_token(nonce),
+        steps=list(liveness.random_steps()),
+        expires_at=now + timedelta(seconds=settings.CONSENT_CHALLENGE_SECONDS),
+    )
+    return challenge, nonce
 
 
-def consent_by_selfie(*, subject: Subject, selfie: bytes, agreed: bool) -> Consent:
+def _granted_fields(match: checks.SelfieMatch, consent_scope: scope.Scope, now) -> dict:
+    return {
+        "status": Consent.Status.GRANTED,
+        "granted_at": now,
+        "selfie_sha256": match.sha256,
+        "selfie_embedding": match.embedding,
+        "distances": match.distances,
+        "selfie_method": match.method,
+        "liveness": match.liveness,
+        "publish": consent_scope.publish,
+        "ends_at": consent_scope.ends_at,
+        "ruled_out": list(consent_scope.ruled_out),
+    }
+
+
+def consent_by_selfie(
+    *, subject: Subject, selfie: checks.Selfie, agreed: bool, consent_scope: scope.Scope
+) -> Consent:
     """The creator is the subject: a fresh selfie that matches every photo grants consent."""
     if not agreed:
         raise ConsentRefused(SELFIE_MUST_AGREE)
-    match = checks.selfie_check(subject, selfie)
+    match = checks.selfie_match(subject, selfie)
     with transaction.atomic():
         consent = Consent.objects.create(
             subject=subject,
             method=Consent.Method.SELFIE,
-            status=Consent.Status.GRANTED,
-            granted_at=timezone.now(),
             signed_name=subject.owner.get_full_name(),
-            selfie_sha256=match.sha256,
-            selfie_embedding=match.embedding,
-            distances=match.distances,
+            **_granted_fields(match, consent_scope, timezone.now()),
         )
         subject_identity_refresh(subject=subject)
     return consent
@@ -264,7 +303,7 @@ def consent_link_create(
     A bad email address is refused before anything changes: the old link stays usable."""
     from django.core.mail import send_mail
 
-    if email and not _email_valid(email):
+    if email and not email_valid(email):
         raise ConsentRefused(EMAIL_INVALID)
     token = new_token()
     with transaction.atomic():
@@ -296,7 +335,7 @@ def consent_link_create(
     return consent, token
 
 
-def _email_valid(email: str) -> bool:
+def email_valid(email: str) -> bool:
     """One plain address that fits the field: no second address, no line break (headers)."""
     try:
         validate_email(email)
@@ -306,60 +345,209 @@ def _email_valid(email: str) -> bool:
 
 
 def _check_link_usable(consent: Consent) -> None:
+    if consent.status == Consent.Status.REVOKED:
+        # A replaced link was never answered; a withdrawn consent was.
+        raise ConsentRefused(LINK_WITHDRAWN if consent.granted_at else LINK_INVALID)
     if consent.status != Consent.Status.PENDING:
-        raise ConsentRefused(
-            LINK_USED if consent.status != Consent.Status.REVOKED else LINK_INVALID
-        )
+        raise ConsentRefused(LINK_USED)
     if consent.expires_at and consent.expires_at < timezone.now():
         raise ConsentRefused(LINK_EXPIRED)
 
 
 def consent_answer_link(
-    *, consent: Consent, agree: bool, selfie: bytes | None = None, signed_name: str = ""
+    *,
+    consent: Consent,
+    agree: bool,
+    selfie: checks.Selfie | None = None,
+    signed_name: str = "",
+    consent_scope: scope.Scope | None = None,
+    block_face: bool = False,
 ) -> Consent:
-    """The subject answers through their link: agree with a selfie, or decline."""
+    """The subject answers through their link: agree with a selfie, or decline (and, if they
+    choose, keep their face from being trained on here again)."""
     signed_name = signed_name.strip()
+    _check_link_usable(consent)
+    if not agree:
+        with transaction.atomic():
+            consent = Consent.objects.select_for_update().get(pk=consent.pk)
+            _check_link_usable(consent)
+            consent.status = Consent.Status.DECLINED
+            consent.declined_at = timezone.now()
+            consent.save(update_fields=["status", "declined_at"])
+            if block_face:
+                _block(_reference_signature(consent.subject))
+        _tell_creator(consent, "consent_declined")
+        return consent
+    if len(signed_name) > SIGNED_NAME_MAX:
+        raise ConsentRefused(SIGNED_NAME_TOO_LONG)
+    # The challenge is used up (committed) before the frames are judged: it answers once.
+    match = checks.selfie_match(consent.subject, selfie or checks.Selfie(), consent=consent)
     with transaction.atomic():
         consent = Consent.objects.select_for_update().get(pk=consent.pk)
         _check_link_usable(consent)
-        now = timezone.now()
-        if not agree:
-            consent.status = Consent.Status.DECLINED
-            consent.declined_at = now
-            consent.save(update_fields=["status", "declined_at"])
-            return consent
-        if len(signed_name) > SIGNED_NAME_MAX:
-            raise ConsentRefused(SIGNED_NAME_TOO_LONG)
-        match = checks.selfie_check(consent.subject, selfie or b"")
-        consent.status = Consent.Status.GRANTED
-        consent.granted_at = now
+        for name, value in _granted_fields(match, consent_scope, timezone.now()).items():
+            setattr(consent, name, value)
         consent.signed_name = signed_name
-        consent.selfie_sha256 = match.sha256
-        consent.selfie_embedding = match.embedding
-        consent.distances = match.distances
         consent.save()
         subject_identity_refresh(subject=consent.subject)
+    _tell_creator(consent, "consent_given")
     return consent
 
 
-def consent_revoke(*, subject: Subject, by: str) -> int:
-    """Withdraw consent: stop training, delete the models, and keep the revocation on record."""
+def consent_revoke(
+    *, subject: Subject, by: str, block_face: bool = False, tell: bool = True
+) -> int:
+    """Withdraw consent: stop training, delete the models, take the images made under it down,
+    and keep the revocation on record. With `block_face`, the face can't be trained on here
+    again (only its signature is kept)."""
     with transaction.atomic():
-        withdrawn = list(
-            Consent.objects.filter(
-                subject=subject, status__in=(Consent.Status.GRANTED, Consent.Status.PENDING)
-            ).values_list("pk", flat=True)
+        live = Consent.objects.filter(
+            subject=subject, status__in=(Consent.Status.GRANTED, Consent.Status.PENDING)
         )
-        revoked = consents_withdraw(consent_ids=withdrawn, by=by)
+        granted = list(live.filter(status=Consent.Status.GRANTED))
+        withdrawn = list(live.values_list("pk", flat=True))
+        taken_down = consents_withdraw(consent_ids=withdrawn, by=by)
         consent_revoked.send(sender=Subject, subject=subject, consent_ids=withdrawn)
+        if block_face:
+            signatures = [c.selfie_embedding for c in granted if c.selfie_embedding]
+            _block(*(signatures or [_reference_signature(subject)]))
         subject_identity_refresh(subject=subject)
-    return revoked
+    if tell and granted and (by == "subject" or taken_down):
+        kind = "consent_revoked" if by == "subject" else "posts_taken_down"
+        _tell_creator(granted[0], kind, taken_down=taken_down)
+    return len(withdrawn)
+
+
+def _reference_signature(subject: Subject) -> list[float] | None:
+    """The mean face signature of a subject's checked photos (what a decline can block)."""
+    signatures = [p.embedding for p in subject.photos.all() if p.embedding]
+    if not signatures:
+        return None
+    return [round(sum(values) / len(values), 6) for values in zip(*signatures, strict=True)]
+
+
+def _block(*signatures) -> None:
+    FaceBlock.objects.bulk_create([FaceBlock(signature=s) for s in signatures if s])
 
 
 def consents_withdraw(*, consent_ids: list[int], by: str) -> int:
-    """Mark consents revoked, and the credentials of images made under them."""
-    for consent_id in consent_ids:
-        consent_withdrawn(consent_id=consent_id)
-    return Consent.objects.filter(pk__in=consent_ids).update(
+    """Mark consents revoked and take down the images made under them; returns how many."""
+    taken_down = sum(consent_withdrawn(consent_id=pk) for pk in consent_ids)
+    Consent.objects.filter(pk__in=consent_ids).update(
         status=Consent.Status.REVOKED, revoked_at=timezone.now(), revoked_by=by
     )
+    return taken_down
+
+
+def post_withdraw_by_subject(*, consent: Consent, post) -> None:
+    """The person shown takes down one image made with their likeness; its creator is told."""
+    if post.withdrawn_at:
+        return
+    post_withdraw(post=post)
+    notify(
+        user=post.owner,
+        kind="image_withdrawn",
+        title=f"{consent.subject.name} took down an image of them",
+        body="It was unpublished and its share link revoked. It can't be published or shared "
+        "again; it stays in your gallery, labelled as such.",
+        link=reverse("post_detail", args=[post.pk]),
+    )
+
+
+def consent_links_resend(*, email: str, request_url) -> int:
+    """Email a fresh link to each consent that was asked of this address (the old link stops
+    working). Says nothing to the caller about whether there were any."""
+    from django.core.mail import send_mail
+
+    sent = 0
+    consents = Consent.objects.filter(
+        method=Consent.Method.LINK, invited_email__iexact=email, subject__isnull=False
+    ).select_related("subject", "subject__owner")
+    for consent in consents:
+        if consent.status == Consent.Status.PENDING and consent.expires_at < timezone.now():
+            continue  # an expired request: the creator can ask again
+        token = new_token()
+        Consent.objects.filter(pk=consent.pk).update(token_hash=hash_token(token))
+        send_mail(
+            subject=f"Your consent page on {settings.SITE_NAME}",
+            message=(
+                f"Hello,\n\nHere is a fresh link to your consent page for @"
+                f"{consent.subject.owner.handle} on {settings.SITE_NAME}. There you can see "
+                f"every image made with your likeness, take any of them down, withdraw your "
+                f"consent and download what {settings.SITE_NAME} holds about you:\n\n"
+                f"{request_url(token)}\n\nThe link you had before no longer works.\n"
+            ),
+            from_email=None,
+            recipient_list=[consent.invited_email],
+        )
+        sent += 1
+    return sent
+
+
+# --- telling the creator ---------------------------------------------------------------------
+
+
+def _tell_creator(consent: Consent, kind: str, *, taken_down: int = 0) -> None:
+    """A notice (and an email) to the creator about the consent of a person they asked."""
+    subject = consent.subject
+    if subject is None:
+        return
+    name = subject.name
+    images = f"{taken_down} image(s) made with their likeness were taken down" if taken_down else ""
+    title, body, email = {
+        "consent_given": (
+            f"{name} gave consent",
+            f"{name} agreed with a {consent.get_selfie_method_display().lower()}: images "
+            f"{'may be published' if consent.publish == 'public' else 'stay private'}"
+            + (f", until {consent.ends_at:%-d %b %Y}" if consent.ends_at else "")
+            + ". You can train a model now.",
+            True,
+        ),
+        "consent_declined": (
+            f"{name} declined your consent request",
+            "Nothing will be trained from the photos of them.",
+            True,
+        ),
+        "consent_revoked": (
+            f"{name} withdrew their consent",
+            "Their models were deleted"
+            + (f", and {images}" if images else "")
+            + ". Nothing more can be made with their likeness.",
+            True,
+        ),
+        "posts_taken_down": (
+            f"Images of {name} taken down",
+            f"You revoked {name}'s consent: {images}. They can't be published or shared again.",
+            False,
+        ),
+        "consent_expired": (
+            f"{name}'s consent link expired unused",
+            "Nothing was trained. Make a new link if you still want to ask them.",
+            True,
+        ),
+    }[kind]
+    notify(
+        user=subject.owner,
+        kind=kind,
+        title=title,
+        body=body,
+        link=reverse("subject_detail", args=[subject.pk]),
+        email=email,
+    )
+
+
+def links_expired_notify() -> int:
+    """Tell creators about consent links that expired unanswered (once each). Returns how many."""
+    stale = Consent.objects.filter(
+        method=Consent.Method.LINK,
+        status=Consent.Status.PENDING,
+        expires_at__lt=timezone.now(),
+        expiry_noticed=False,
+        subject__isnull=False,
+    ).select_related("subject", "subject__owner")
+    told = 0
+    for consent in stale:
+        if Consent.objects.filter(pk=consent.pk, expiry_noticed=False).update(expiry_noticed=True):
+            _tell_creator(consent, "consent_expired")
+            told += 1
+    return told

@@ -6,8 +6,14 @@ from django.dispatch import receiver
 
 from config.files import delete_files_on_commit
 from creator.jobs.models import Task
+from creator.jobs.runtime import housekeeping
 from creator.likeness.models import Consent, ReferencePhoto, Subject
-from creator.likeness.services import consents_withdraw
+from creator.likeness.services import consents_withdraw, links_expired_notify
+
+
+@receiver(housekeeping)
+def _expired_links_told(sender, **kwargs):
+    links_expired_notify()
 
 
 @receiver(post_delete, sender=ReferencePhoto)

@@ -1,19 +1,23 @@
 """Pages of the likeness context: subjects, reference photos and the likeness lock."""
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from config import ratelimit
 from config.confirm import confirm_page, confirmed
 from config.files import stored_file_response
+from creator.engine import liveness
 from creator.jobs.runtime import QueueUnavailable
-from creator.likeness import checks, selectors, services
+from creator.likeness import checks, scope, selectors, services
 from creator.likeness.checks import ConsentRefused
 from creator.likeness.models import Consent, ReferencePhoto, Subject
 from imaging.sniff import too_large
@@ -22,6 +26,8 @@ PHOTO_VARIANTS = {"photo": "image", "thumb": "thumbnail", "crop": "crop"}
 SELFIE_WINDOW = 3600
 SELFIE_ATTEMPTS = 20
 TOO_MANY_SELFIES = "Too many selfie attempts. Please wait an hour and try again."
+TOO_MANY_LINKS = "Too many requests for a new link. Please wait an hour and try again."
+CHALLENGES_PER_HOUR = 60
 
 
 def _get_subject_for_user(request: HttpRequest, pk: int) -> Subject:
@@ -80,12 +86,15 @@ def subject_create(request: HttpRequest) -> HttpResponse:
 @require_safe
 def subject_detail(request: HttpRequest, pk: int) -> HttpResponse:
     subject = _get_subject_for_user(request, pk)
+    consent = subject.active_consent()
     context = {
         "subject": subject,
         "photos": selectors.subject_photos(subject),
         "readiness": selectors.subject_readiness(subject),
         "models": subject.models.select_related("task"),
-        "consent": subject.active_consent(),
+        "consent": consent,
+        "consent_state": selectors.consent_state(subject),
+        "ruled_out_labels": scope.short_labels(consent.ruled_out) if consent else [],
         "pending_link": subject.consents.filter(status=Consent.Status.PENDING).first(),
         "checks": selectors.photo_checks_to_show(subject),
         "check_stopped": checks.CHECK_STOPPED,
@@ -171,6 +180,39 @@ def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
     return redirect("subject_detail", pk=pk)
 
 
+def _selfie(request: HttpRequest) -> checks.Selfie:
+    """The live challenge's frames and nonce, or a picture file (the weaker path)."""
+    frames = request.FILES.getlist("frames")
+    for index, frame in enumerate(frames, start=1):
+        if frame.size > settings.CONSENT_FRAME_MAX_BYTES:  # refused before it is read
+            reason = too_large(frame.size, settings.CONSENT_FRAME_MAX_BYTES)
+            raise ConsentRefused(checks.FRAME_REFUSED.format(index=index, reason=reason))
+    nonce = request.POST.get("nonce", "")
+    if frames or nonce:
+        return checks.Selfie(frames=[f.read() for f in frames], nonce=nonce)
+    if "selfie" in request.FILES:
+        return checks.Selfie(upload=_read_upload(request, "selfie"))
+    return checks.Selfie()
+
+
+def _consent_form_context(subject: Subject) -> dict:
+    return {
+        "categories": scope.CATEGORIES,
+        "durations": scope.DURATIONS,
+        "default_duration": scope.DEFAULT_DURATION,
+        "require_liveness": settings.CONSENT_REQUIRE_LIVENESS,
+        "challenge_seconds": settings.CONSENT_CHALLENGE_SECONDS,
+        "frames": liveness.FRAMES,
+    }
+
+
+def _scope(request: HttpRequest) -> scope.Scope:
+    try:
+        return scope.scope_from_form(request.POST, now=timezone.now())
+    except scope.ScopeInvalid as exc:
+        raise ConsentRefused(exc.message) from None
+
+
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
@@ -186,8 +228,9 @@ def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 services.consent_by_selfie(
                     subject=subject,
-                    selfie=_read_upload(request, "selfie"),
+                    selfie=_selfie(request),
                     agreed=request.POST.get("agree") == "on",
+                    consent_scope=_scope(request),
                 )
             except ConsentRefused as exc:
                 error = exc.message
@@ -195,9 +238,39 @@ def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Consent recorded: your likeness lock is on.")
                 return redirect("subject_detail", pk=subject.pk)
     status = 429 if wait else 400 if error else 200
-    context = {"subject": subject, "error": error}
+    context = {"subject": subject, "error": error, **_consent_form_context(subject)}
+    context["challenge_url"] = reverse("consent_challenge", args=[subject.pk])
     response = render(request, "likeness/consent_selfie.html", context, status=status)
     return ratelimit.with_retry_after(response, wait)
+
+
+def _challenge_response(request: HttpRequest, subject: Subject, consent=None) -> JsonResponse:
+    """A fresh challenge for the camera check, as JSON for the page's script."""
+    wait = ratelimit.attempt(
+        "challenge", ratelimit.client_ip(request), limit=CHALLENGES_PER_HOUR, window=3600
+    )
+    if wait:
+        response = JsonResponse({"error": TOO_MANY_SELFIES}, status=429)
+        return ratelimit.with_retry_after(response, wait)
+    challenge, nonce = services.challenge_issue(subject=subject, consent=consent)
+    return JsonResponse(
+        {
+            "nonce": nonce,
+            "steps": challenge.steps,
+            "prompts": [checks.STEP_PROMPTS[s] for s in challenge.steps],
+            "expires_in": settings.CONSENT_CHALLENGE_SECONDS,
+            "frames": liveness.FRAMES,
+        }
+    )
+
+
+@login_required
+@require_POST
+def consent_challenge(request: HttpRequest, pk: int) -> JsonResponse:
+    subject = _get_subject_for_user(request, pk)
+    if not subject.is_self:
+        raise Http404("Someone else consents through their own link.")
+    return _challenge_response(request, subject)
 
 
 def _consent_url(request: HttpRequest):
@@ -237,18 +310,39 @@ def consent_revoke(request: HttpRequest, pk: int) -> HttpResponse:
             title=f"Revoke consent for {subject.name}?",
             consequences=[
                 f"every personal model of {subject.name}, and any training in progress",
+                f"every image made with {subject.name}'s likeness from public pages, profiles and "
+                "share links, at once and for good",
                 "the consent itself: training again needs a new one",
             ],
-            keeps=["the reference photos", "images already made, their credentials saying so"],
-            button=f"Revoke consent and delete {subject.name}'s models",
+            keeps=[
+                "the reference photos",
+                "the images in your gallery, labelled as taken down; verifying them says so",
+            ],
+            button=f"Revoke consent, delete {subject.name}'s models and take their images down",
             cancel_url=reverse("subject_detail", args=[subject.pk]),
         )
     services.consent_revoke(subject=subject, by="creator")
-    messages.success(request, "Consent revoked. Training stopped and trained models deleted.")
+    messages.success(
+        request,
+        "Consent revoked. Training stopped, trained models deleted and images taken down.",
+    )
     return redirect("subject_detail", pk=subject.pk)
 
 
 # --- the subject's side: no account, a link ---------------------------------------------------
+
+BLOCK_CHOICE = (
+    "block_face",
+    "Don't let anyone train on my face here again. Candor keeps only a face signature (numbers, "
+    "no image) and refuses matching photos from every creator on this site.",
+)
+
+
+def _consent_or_404(token: str) -> Consent:
+    try:
+        return selectors.consent_for_token(token)
+    except ConsentRefused:
+        raise Http404("No such consent.") from None
 
 
 @never_cache
@@ -265,20 +359,22 @@ def consent_link(request: HttpRequest, token: str) -> HttpResponse:
             error = TOO_MANY_SELFIES
         else:
             agree = request.POST.get("answer") == "agree"
-            if agree and request.POST.get("agree") != "on":
-                error = services.SELFIE_MUST_AGREE
+            try:
+                if agree and request.POST.get("agree") != "on":
+                    raise ConsentRefused(services.SELFIE_MUST_AGREE)
+                consent = services.consent_answer_link(
+                    consent=consent,
+                    agree=agree,
+                    selfie=_selfie(request) if agree else None,
+                    signed_name=request.POST.get("signed_name", ""),
+                    consent_scope=_scope(request) if agree else None,
+                    block_face=not agree and request.POST.get("block_face") == "on",
+                )
+            except ConsentRefused as exc:
+                error = exc.message
             else:
-                try:
-                    consent = services.consent_answer_link(
-                        consent=consent,
-                        agree=agree,
-                        selfie=_read_upload(request, "selfie") if agree else None,
-                        signed_name=request.POST.get("signed_name", ""),
-                    )
-                except ConsentRefused as exc:
-                    error = exc.message
-                else:
-                    return redirect("consent_link", token=token)
+                return redirect("consent_link", token=token)
+    posts = selectors.posts_of_subject(consent.subject) if consent.status != "pending" else []
     context = {
         "consent": consent,
         "subject": consent.subject,
@@ -287,10 +383,23 @@ def consent_link(request: HttpRequest, token: str) -> HttpResponse:
         "usable": consent.status == Consent.Status.PENDING,
         "expired": selectors.link_expired(consent),
         "photos": selectors.consent_link_photos(consent),
+        "posts": posts,
+        "ruled_out_labels": scope.short_labels(consent.ruled_out),
+        "block_choice": BLOCK_CHOICE,
+        "challenge_url": reverse("consent_link_challenge", args=[token]),
+        **_consent_form_context(consent.subject),
     }
     status = 429 if wait else 400 if error else 200
     response = render(request, "likeness/consent_link.html", context, status=status)
     return ratelimit.with_retry_after(response, wait)
+
+
+@require_POST
+def consent_link_challenge(request: HttpRequest, token: str) -> JsonResponse:
+    consent = _consent_or_404(token)
+    if consent.status != Consent.Status.PENDING or selectors.link_expired(consent):
+        raise Http404("This consent link can't be answered.")
+    return _challenge_response(request, consent.subject, consent)
 
 
 @never_cache
@@ -298,22 +407,61 @@ def consent_link(request: HttpRequest, token: str) -> HttpResponse:
 def consent_link_photo(request: HttpRequest, token: str, photo_pk: int) -> HttpResponse:
     """The person asked to consent sees thumbnails of the photos a model would learn from,
     while the link can be answered."""
-    try:
-        consent = selectors.consent_for_token(token)
-    except ConsentRefused:
-        raise Http404("No such photo.") from None
+    consent = _consent_or_404(token)
     photo = selectors.consent_link_photos(consent).filter(pk=photo_pk).first()
     if photo is None:
         raise Http404("No such photo.")
     return _serve(photo.thumbnail)
 
 
+@never_cache
+@require_safe
+def consent_link_post_image(request: HttpRequest, token: str, post_id: str) -> HttpResponse:
+    """The person shown sees each image made with their likeness, published or not."""
+    consent = _consent_or_404(token)
+    post = selectors.posts_of_subject(consent.subject).filter(pk=_uuid_or_404(post_id)).first()
+    if post is None:
+        raise Http404("No such image.")
+    return stored_file_response(post.thumb.name if post.thumb else "", content_type="image/jpeg")
+
+
+def _uuid_or_404(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise Http404("No such image.") from None
+
+
+@require_POST
+def consent_link_post_withdraw(request: HttpRequest, token: str, post_id: str) -> HttpResponse:
+    consent = _consent_or_404(token)
+    post = selectors.posts_of_subject(consent.subject).filter(pk=_uuid_or_404(post_id)).first()
+    if post is None:
+        raise Http404("No such image.")
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title="Take this image down?",
+            consequences=[
+                "this image from every public page, profile and share link, at once",
+                f"@{post.owner.handle}'s ability to publish or share it again",
+            ],
+            keeps=[
+                f"the image in @{post.owner.handle}'s private gallery, labelled as taken down "
+                "by you; verifying it says so",
+                "your consent for other images (revoke it to stop everything)",
+            ],
+            button="Take this image down",
+            cancel_url=reverse("consent_link", args=[token]),
+        )
+    services.post_withdraw_by_subject(consent=consent, post=post)
+    messages.success(request, "The image was taken down. Its creator was told.")
+    return redirect("consent_link", token=token)
+
+
 @require_POST
 def consent_link_revoke(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        consent = selectors.consent_for_token(token)
-    except ConsentRefused:
-        raise Http404("No such consent.") from None
+    consent = _consent_or_404(token)
     if consent.status == Consent.Status.GRANTED and not confirmed(request):
         return confirm_page(
             request,
@@ -321,11 +469,41 @@ def consent_link_revoke(request: HttpRequest, token: str) -> HttpResponse:
             consequences=[
                 f"every personal model of you that @{consent.subject.owner.handle} trained here, "
                 "and any training in progress",
+                "every image made with your likeness from public pages and share links, at once",
             ],
             keeps=["a record that you withdrew, so images already made say so when checked"],
             button="Withdraw my consent",
             cancel_url=reverse("consent_link", args=[token]),
+            choices=[BLOCK_CHOICE],
         )
     if consent.status == Consent.Status.GRANTED:
-        services.consent_revoke(subject=consent.subject, by="subject")
+        services.consent_revoke(
+            subject=consent.subject, by="subject", block_face=request.POST.get("block_face") == "on"
+        )
     return redirect("consent_link", token=token)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def consent_link_lost(request: HttpRequest) -> HttpResponse:
+    """The person shown lost their link: a fresh one goes to the address it was sent to."""
+    sent = False
+    error = None
+    if request.method == "POST":
+        wait = ratelimit.attempt(
+            "consent-lost", ratelimit.client_ip(request), limit=10, window=3600
+        )
+        if wait:
+            response = render(
+                request, "likeness/consent_lost.html", {"error": TOO_MANY_LINKS}, status=429
+            )
+            return ratelimit.with_retry_after(response, wait)
+        email = request.POST.get("email", "").strip()
+        if not services.email_valid(email):
+            error = services.EMAIL_INVALID_LOST
+        else:
+            services.consent_links_resend(email=email, request_url=_consent_url(request))
+            sent = True
+    status = 400 if error else 200
+    return render(
+        request, "likeness/consent_lost.html", {"sent": sent, "error": error}, status=status
+    )

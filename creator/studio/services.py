@@ -11,6 +11,7 @@ from django.urls import reverse
 from config.refusal import Refusal
 from creator.engine import faces, options
 from creator.jobs import services as jobs
+from creator.likeness import scope
 from creator.likeness.models import Consent, ReferencePhoto, Subject
 from creator.likeness.selectors import subject_readiness
 from creator.studio.models import Generation, PersonalModel
@@ -98,10 +99,26 @@ def generation_start(
     """Queue images from a trained model. An empty seed gets a random one, always recorded."""
     if not model.lora:
         raise Refused(MODEL_NOT_READY)
-    if model.consent.status != Consent.Status.GRANTED:
+    consent = model.consent
+    if consent.status != Consent.Status.GRANTED:
         raise Refused(CONSENT_GONE)
+    if consent.ended:
+        raise Refused(
+            scope.CONSENT_ENDED.format(
+                name=model.subject.name, date=consent.ends_at.strftime("%-d %b %Y")
+            )
+        )
     if not prompt.strip():
         raise Refused(EMPTY_PROMPT)
+    # Intimate imagery is ruled out for every consent, including those recorded before scopes.
+    found = scope.ruled_out_match(prompt, (scope.INTIMATE, *consent.ruled_out))
+    if found:
+        category, word = found
+        raise Refused(
+            scope.PROMPT_RULED_OUT.format(
+                name=model.subject.name, label=category.short.lower(), word=word
+            )
+        )
     if max(len(prompt.strip()), len(negative_prompt.strip())) > options.PROMPT_MAX_CHARS:
         raise Refused(options.PROMPT_TOO_LONG)
     if style not in options.STYLES:

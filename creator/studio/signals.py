@@ -4,7 +4,9 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from config.files import delete_files_on_commit
+from creator.jobs.runtime import task_finished
 from creator.likeness.services import consent_revoked
+from creator.notices.services import notify
 from creator.studio import services
 from creator.studio.models import PersonalModel
 
@@ -20,3 +22,37 @@ def _models_of_revoked_consent_deleted(sender, subject, consent_ids, **kwargs):
 def _model_files_deleted(sender, instance: PersonalModel, **kwargs):
     if instance.lora:
         delete_files_on_commit([instance.lora.name])
+
+
+@receiver(task_finished)
+def _owner_told_when_a_job_ends(sender, task, **kwargs):
+    """Training that ends either way, and generation that fails, are worth a notice."""
+    if task.kind == "training":
+        model = PersonalModel.objects.filter(task=task).select_related("subject").first()
+        if model is None:
+            return
+        if task.status == task.Status.SUCCEEDED:
+            notify(
+                user=task.owner,
+                kind="training_succeeded",
+                title=f"{model.name} is trained",
+                body="Open the model to see its samples and make images from a prompt.",
+                link=task.link,
+            )
+        elif task.status == task.Status.FAILED:
+            notify(
+                user=task.owner,
+                kind="training_failed",
+                title=f"Training {model.name} failed",
+                body=f"{task.error} Open the model to retry.",
+                link=task.link,
+            )
+    elif task.kind == "generation" and task.status == task.Status.FAILED:
+        notify(
+            user=task.owner,
+            kind="generation_failed",
+            title="Making images failed",
+            body=task.error,
+            link=task.link,
+            email=False,
+        )

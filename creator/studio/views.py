@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from config.confirm import confirm_page, confirmed
@@ -15,8 +16,9 @@ from creator.jobs import selectors as job_selectors
 from creator.jobs import services as jobs
 from creator.jobs.runtime import QueueUnavailable
 from creator.likeness import selectors as likeness_selectors
+from creator.likeness.checks import ConsentRefused
 from creator.likeness.models import Subject
-from creator.studio import services
+from creator.studio import export, services
 from creator.studio.models import PersonalModel
 from gallery.selectors import posts_by_ids
 
@@ -36,7 +38,9 @@ def _get_model_for_user(request: HttpRequest, pk: int) -> PersonalModel:
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     tasks = [jobs.task_refresh(task=t) for t in job_selectors.tasks_for_user(request.user)]
-    subjects = likeness_selectors.subjects_for_user(request.user)
+    subjects = list(likeness_selectors.subjects_for_user(request.user))
+    for subject in subjects:
+        subject.consent_state = likeness_selectors.consent_state(subject)
     return render(request, "studio/dashboard.html", {"tasks": tasks, "subjects": subjects})
 
 
@@ -169,3 +173,16 @@ def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.model_delete(model=model)
     messages.success(request, "Model deleted. Images already made stay in your gallery.")
     return redirect("subject_detail", pk=subject_pk)
+
+
+@never_cache
+@require_safe
+def person_export(request: HttpRequest, token: str) -> HttpResponse:
+    """Everything Candor holds about the person shown, for them, through their consent link."""
+    try:
+        consent = likeness_selectors.consent_for_token(token)
+    except ConsentRefused:
+        raise Http404("No such consent.") from None
+    response = HttpResponse(export.person_export(consent=consent), content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="candor-my-data.zip"'
+    return response

@@ -28,7 +28,7 @@ from gallery.services import post_create
 log = logging.getLogger(__name__)
 
 LOSS_POINTS = 200
-CONSENT_REVOKED_DURING = "Consent for this person was revoked, so this stopped."
+CONSENT_REVOKED_DURING = "Consent for this person was revoked or has ended, so this stopped."
 
 
 def _thin(points: list, limit: int = LOSS_POINTS) -> list[list]:
@@ -84,7 +84,7 @@ class _TrainingReport:
 
 def model_train(*, model: PersonalModel, progress: Progress) -> None:
     """Train a model's LoRA in this process, reporting to `progress`."""
-    if model.consent.status != Consent.Status.GRANTED:
+    if model.consent.status != Consent.Status.GRANTED or model.consent.ended:
         raise JobError(CONSENT_REVOKED_DURING)
     crops = [
         pipelines.local_path(p.crop.name)
@@ -144,7 +144,7 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
 def generation_run(*, generation: Generation, progress: Progress) -> list:
     """Make a generation's images with the warm pipeline and file them as draft posts."""
     model = generation.model
-    if model.consent.status != Consent.Status.GRANTED:
+    if model.consent.status != Consent.Status.GRANTED or model.consent.ended:
         raise JobError(CONSENT_REVOKED_DURING)
     if not model.lora:
         raise JobError(MODEL_NOT_READY)
@@ -216,6 +216,7 @@ def _file_posts(generation, model, images, prompt: str, negative: str, size) -> 
                     base_model=model.base_model_label,
                     lora_sha256=model.lora_sha256,
                     consent_id=model.consent_id,
+                    consent_scope=model.consent.scope_summary,
                     prompt_in_credentials=generation.include_prompt,
                 )
             )

@@ -66,6 +66,7 @@ class ImageFacts:
     lora_sha256: str = ""
     base_model_sha256: str = ""
     consent_id: int | None = None
+    consent_scope: dict | None = None  # what the person shown agreed to: publish, ends, ruled_out
     credential_id: str = ""
     watermark_id: int | str | None = None  # opaque: whatever the watermark carries
     phash: str = ""  # the perceptual hash of the pixels, as a fingerprint soft binding
@@ -110,6 +111,8 @@ def manifest_definition(facts: ImageFacts) -> dict:
     candor = {"instance": facts.instance_name, "credential_id": facts.credential_id}
     if facts.consent_id is not None:
         candor["consent_record"] = str(facts.consent_id)
+    if facts.consent_scope:
+        candor["consent_scope"] = facts.consent_scope
     if facts.watermark_id is not None:
         candor["watermark_id"] = facts.watermark_id
     assertions = [
