@@ -36,6 +36,10 @@ WITHDRAWN_BY_PERSON = (
 PRIVATE_BY_CONSENT = (
     "The person shown agreed only to images kept private, so this one can't be published or shared."
 )
+CONSENT_ENDED = (
+    "The person shown agreed until {date}, which has passed, so this image can't be published or "
+    "shared now."
+)
 CAPTION_MAX_CHARS = 2000
 CAPTION_TOO_LONG = (
     f"The caption is too long: at most {CAPTION_MAX_CHARS} characters. Nothing was saved."
@@ -153,6 +157,9 @@ def _check_may_go_out(post: Post) -> None:
         raise Refusal(WITHDRAWN_BY_PERSON)
     if post.private_by_consent:
         raise Refusal(PRIVATE_BY_CONSENT)
+    ends = post.consent_scope.get("ends")
+    if ends and ends < timezone.now().date().isoformat():
+        raise Refusal(CONSENT_ENDED.format(date=ends))
 
 
 def post_publish(*, post: Post) -> Post:

@@ -169,3 +169,17 @@ def test_the_scope_is_signed_into_the_credential_and_verify_shows_it(alice, veri
 
     page = text(client.post(reverse("verify_page"), {"image": SimpleUploadedFile("a.png", data)}))
     assert "images to be kept private · until 2027-11-30 · rules out: intimate" in page
+
+
+def test_an_image_whose_consent_has_ended_is_not_published_or_shared(alice):
+    post = gallery.post_create(
+        owner=alice, image=images.astronaut_variant(2), prompt="@me", seed=1,
+        generation_settings={}, model_name="m", base_model="b", consent_id=7,
+        consent_scope={"publish": "public", "ends": "2026-01-31", "ruled_out": ["intimate"]},
+    )  # fmt: skip
+    for action in (gallery.post_publish, gallery.post_share_link):
+        with pytest.raises(Refusal) as refused:
+            action(post=post)
+        assert refused.value.message == gallery.CONSENT_ENDED.format(date="2026-01-31")
+    post.refresh_from_db()
+    assert post.visibility == Post.Visibility.DRAFT and not post.share_token

@@ -26,12 +26,12 @@ urlpatterns = [
         name="consent_link_challenge",
     ),
     path(
-        "consent/<str:token>/images/<str:post_id>.jpg",
+        "consent/<str:token>/images/<uuid:post_id>.jpg",
         views.consent_link_post_image,
         name="consent_link_post_image",
     ),
     path(
-        "consent/<str:token>/images/<str:post_id>/take-down",
+        "consent/<str:token>/images/<uuid:post_id>/take-down",
         views.consent_link_post_withdraw,
         name="consent_link_post_withdraw",
     ),

@@ -1,7 +1,5 @@
 """Pages of the likeness context: subjects, reference photos and the likeness lock."""
 
-import uuid
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -195,7 +193,7 @@ def _selfie(request: HttpRequest) -> checks.Selfie:
     return checks.Selfie()
 
 
-def _consent_form_context(subject: Subject) -> dict:
+def _consent_form_context() -> dict:
     return {
         "categories": scope.CATEGORIES,
         "durations": scope.DURATIONS,
@@ -238,7 +236,7 @@ def consent_selfie(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Consent recorded: your likeness lock is on.")
                 return redirect("subject_detail", pk=subject.pk)
     status = 429 if wait else 400 if error else 200
-    context = {"subject": subject, "error": error, **_consent_form_context(subject)}
+    context = {"subject": subject, "error": error, **_consent_form_context()}
     context["challenge_url"] = reverse("consent_challenge", args=[subject.pk])
     response = render(request, "likeness/consent_selfie.html", context, status=status)
     return ratelimit.with_retry_after(response, wait)
@@ -387,7 +385,7 @@ def consent_link(request: HttpRequest, token: str) -> HttpResponse:
         "ruled_out_labels": scope.short_labels(consent.ruled_out),
         "block_choice": BLOCK_CHOICE,
         "challenge_url": reverse("consent_link_challenge", args=[token]),
-        **_consent_form_context(consent.subject),
+        **_consent_form_context(),
     }
     status = 429 if wait else 400 if error else 200
     response = render(request, "likeness/consent_link.html", context, status=status)
@@ -414,30 +412,26 @@ def consent_link_photo(request: HttpRequest, token: str, photo_pk: int) -> HttpR
     return _serve(photo.thumbnail)
 
 
-@never_cache
-@require_safe
-def consent_link_post_image(request: HttpRequest, token: str, post_id: str) -> HttpResponse:
-    """The person shown sees each image made with their likeness, published or not."""
+def _image_of_person(token: str, post_id) -> tuple[Consent, object]:
+    """A consent link and one image made with the likeness of the person it was sent to."""
     consent = _consent_or_404(token)
-    post = selectors.posts_of_subject(consent.subject).filter(pk=_uuid_or_404(post_id)).first()
+    post = selectors.posts_of_subject(consent.subject).filter(pk=post_id).first()
     if post is None:
         raise Http404("No such image.")
+    return consent, post
+
+
+@never_cache
+@require_safe
+def consent_link_post_image(request: HttpRequest, token: str, post_id) -> HttpResponse:
+    """The person shown sees each image made with their likeness, published or not."""
+    _, post = _image_of_person(token, post_id)
     return stored_file_response(post.thumb.name if post.thumb else "", content_type="image/jpeg")
 
 
-def _uuid_or_404(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise Http404("No such image.") from None
-
-
 @require_POST
-def consent_link_post_withdraw(request: HttpRequest, token: str, post_id: str) -> HttpResponse:
-    consent = _consent_or_404(token)
-    post = selectors.posts_of_subject(consent.subject).filter(pk=_uuid_or_404(post_id)).first()
-    if post is None:
-        raise Http404("No such image.")
+def consent_link_post_withdraw(request: HttpRequest, token: str, post_id) -> HttpResponse:
+    consent, post = _image_of_person(token, post_id)
     if not confirmed(request):
         return confirm_page(
             request,
