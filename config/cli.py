@@ -3,8 +3,41 @@
 import os
 import sys
 
+# Candor's own commands first, and the few Django ones an operator needs. Written out here, not
+# discovered: listing the installed commands loads the settings, which make var/, a secret key
+# and a database file, and asking for help should leave the machine as it was.
+COMMANDS = (
+    ("up", "start Candor on this machine: database, Redis, worker, web server"),
+    ("reconcile_jobs", "fail jobs whose worker died or whose queue entry vanished (safe to cron)"),
+    ("signing_identity", "show, export or rotate the Content Credentials signing identity"),
+    ("createsuperuser", "make an administrator account for /admin/"),
+    ("changepassword", "set a user's password"),
+    ("migrate", "bring the database up to date (`up` does this itself)"),
+    ("rqworker", "run a worker for the named queues, e.g. `candor rqworker training generation`"),
+)
+
+HELP_ARGS = ([], ["help"], ["-h"], ["--help"])
+
+
+def usage() -> str:
+    width = max(len(name) for name, _ in COMMANDS)
+    lines = [
+        "Usage: candor <command> [options]",
+        "",
+        "Commands:",
+        *(f"  {name.ljust(width)}  {what}" for name, what in COMMANDS),
+        "",
+        "`candor <command> --help` describes a command's options;",
+        "`candor help --commands` lists every Django command as well.",
+        "",
+    ]
+    return "\n".join(lines)
+
 
 def main() -> None:
+    if sys.argv[1:] in HELP_ARGS:
+        sys.stdout.write(usage())
+        return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 

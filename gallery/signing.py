@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -38,6 +39,25 @@ def identity() -> keys.Identity:
 @functools.cache
 def signer() -> Signer:
     return Signer(identity(), tsa_url=settings.C2PA_TSA_URL)
+
+
+# How identity_create names an instance's certificates: common name "<instance> Content
+# Credentials", organisation "<instance> (Candor instance)". Read together they said the instance's
+# name three times ("Candor Content Credentials (Candor (Candor instance))").
+_CANDOR_ORGANISATION = re.compile(
+    r"^.+? Content Credentials(?: Root)? \((?P<instance>.+) \(Candor instance\)\)$"
+)
+
+
+def signer_display_name(subject: str) -> str:
+    """A signer's name as people read it: "Candor at <instance>" for a Candor instance's own
+    certificate (formatted here, so identities made before this read the same); any other
+    signer's name as it is."""
+    match = _CANDOR_ORGANISATION.match((subject or "").strip())
+    if match is None:
+        return subject or ""
+    instance = match["instance"].strip()
+    return "Candor" if instance.casefold() == "candor" else f"Candor at {instance}"
 
 
 def instance_roots_pem() -> bytes:

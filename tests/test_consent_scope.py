@@ -168,7 +168,7 @@ def test_the_scope_is_signed_into_the_credential_and_verify_shows_it(alice, veri
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     page = text(client.post(reverse("verify_page"), {"image": SimpleUploadedFile("a.png", data)}))
-    assert "images to be kept private · until 2027-11-30 · rules out: intimate" in page
+    assert "images to be kept private · until 30 Nov 2027 · rules out: intimate" in page
 
 
 def test_an_image_whose_consent_has_ended_is_not_published_or_shared(alice):

@@ -30,5 +30,6 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("account/", views.account, name="account"),
     path("account/delete/", views.account_delete, name="account_delete"),
 ]

@@ -130,6 +130,12 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 @login_required
+@require_safe
+def account(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/account.html")
+
+
+@login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def account_delete(request: HttpRequest) -> HttpResponse:
     error = None

@@ -20,34 +20,33 @@ def photos_check(task, progress, *, subject_id: int, photo_ids: list[int]):
     total = len(pending)
     progress.update(0, total, message="Loading the face models", force=True)
     engine = FaceEngine.get()
-    results, passed = [], {}  # passed: result index -> id of a photo whose face checks passed
+    # kept: beside each result, the id of a photo kept for the identity check (None when
+    # refused and deleted), so the summary can be told again from its photo when that changes.
+    results, kept = [], []
     for done, photo in enumerate(pending, 1):
         try:
             verdict = checks.photo_check(photo, engine)
         except OSError:
             verdict = checks.PhotoVerdict(False, intake.DAMAGED)
-        if verdict.ok:
-            passed[len(results)] = photo.pk
+        result = {"name": str(photo), "ok": False, "verdict": verdict.message}
+        if verdict.ok:  # not ok yet: only the identity check below makes it usable
+            results.append({**result, "pending": True})
+            kept.append(photo.pk)
         else:
             photo.delete()
-        results.append({"name": str(photo), "ok": verdict.ok, "verdict": verdict.message})
-        progress.update(
-            done, total, message=f"Checked {photo}", details={"results": results}, force=True
-        )
+            results.append(result)
+            kept.append(None)
+        details = {"results": results, "photos": kept}
+        progress.update(done, total, message=f"Checked {photo}", details=details, force=True)
     subject = Subject.objects.filter(pk=subject_id).first()
     if subject is not None:
         services.subject_identity_refresh(subject=subject)
-    final = ReferencePhoto.objects.filter(pk__in=passed.values()).in_bulk()
-    for index, pk in passed.items():
-        photo = final.get(pk)  # None: removed meanwhile
-        results[index]["ok"] = photo is not None and photo.status == ReferencePhoto.Status.OK
-        if photo is not None:
-            results[index]["verdict"] = photo.verdict
+    results = services.photo_check_results(results, kept)  # as the photos' cards say
     accepted = sum(r["ok"] for r in results)
     progress.update(
         total,
         total,
-        message=f"{accepted} of {total} photo(s) accepted",
-        details={"results": results},
+        message=checks.CHECK_SUMMARY.format(accepted=accepted, total=total),
+        details={"results": results, "photos": kept},
         force=True,
     )

@@ -57,6 +57,10 @@ LINK_WITHDRAWN = (
     "This consent was withdrawn, so it can't be given again through this link. Ask the person "
     "who sent it for a new one."
 )
+SELF_EXISTS = (
+    "You already have a set of photos of yourself: “{name}”. One account has one “me”: add "
+    "photos to that one."
+)
 NAME_MAX = Subject._meta.get_field("name").max_length
 NAME_TOO_LONG = f"That name is too long: use at most {NAME_MAX} characters."
 SIGNED_NAME_MAX = Consent._meta.get_field("signed_name").max_length
@@ -88,6 +92,9 @@ def subject_create(*, owner: User, kind: str, name: str = "") -> Subject:
     if len(name) > NAME_MAX:
         raise SubjectRefused(NAME_TOO_LONG)
     if kind == Subject.Kind.SELF:
+        existing = Subject.objects.filter(owner=owner, kind=Subject.Kind.SELF).first()
+        if existing is not None:
+            raise SubjectRefused(SELF_EXISTS.format(name=existing.name))
         name = name or owner.get_full_name()
     return Subject.objects.create(owner=owner, kind=kind, name=name)
 
@@ -212,15 +219,43 @@ def photos_add(*, subject: Subject, files: list) -> UploadResult:
 
 def photo_delete(*, photo: ReferencePhoto) -> None:
     subject = photo.subject
+    matched = set(_same_face_elsewhere(subject, [photo] if photo.embedding else []).values())
     photo.delete()
-    subject_identity_refresh(subject=subject)
+    subject_identity_refresh(subject=subject)  # also marks it removed in the check summaries
+    for other in matched:  # their photos were flagged for matching this one
+        subject_identity_refresh(subject=other, _others=False)
 
 
-def subject_identity_refresh(*, subject: Subject) -> None:
+def _same_face_elsewhere(subject: Subject, checked: list[ReferencePhoto]) -> dict[int, Subject]:
+    """Photos whose face is in one of the owner's subjects of the other kind ("me" and someone
+    else): {photo id: that subject}. Only this owner's subjects are compared."""
+    others = ReferencePhoto.objects.filter(
+        subject__owner_id=subject.owner_id, embedding__isnull=False
+    ).exclude(subject__kind=subject.kind)
+    others = [p for p in others.select_related("subject") if p.embedding]
+    found = {}
+    for photo in checked:
+        match = next(
+            (
+                o
+                for o in others
+                if faces.same_person(
+                    photo.embedding, o.embedding, threshold=settings.FACE_MATCH_THRESHOLD
+                )
+            ),
+            None,
+        )
+        if match is not None:
+            found[photo.pk] = match.subject
+    return found
+
+
+def subject_identity_refresh(*, subject: Subject, _others: bool = True) -> None:
     """The identity check, the last one a photo passes: every photo whose face checks passed
     (it has an embedding) must show the person in the consent selfie, or, before consent, the
-    same person as the rest of the set. This alone makes a photo OK, so a job stopped before
-    it leaves its photos unusable."""
+    same person as the rest of the set, and must not be a face the owner also has as the other
+    kind of subject. This alone makes a photo OK, so a job stopped before it leaves its photos
+    unusable. The summaries of the subject's photo checks are then told from the photos."""
     with transaction.atomic():
         checked = [p for p in subject.photos.all() if p.embedding]
         consent = subject.active_consent()
@@ -230,8 +265,15 @@ def subject_identity_refresh(*, subject: Subject) -> None:
             anchor=anchor,
             threshold=settings.FACE_MATCH_THRESHOLD,
         )
+        elsewhere = _same_face_elsewhere(subject, checked)
         for photo in checked:
-            if photo.pk not in outliers:
+            if photo.pk in elsewhere:
+                other = elsewhere[photo.pk]
+                status = ReferencePhoto.Status.FLAGGED
+                verdict = checks.SAME_FACE_OTHER_SUBJECT.format(
+                    subject=other.name, kind=checks.SAME_FACE_AS[other.kind]
+                )
+            elif photo.pk not in outliers:
                 status, verdict = ReferencePhoto.Status.OK, checks.LOOKS_GOOD
             elif anchor is not None:
                 status, verdict = ReferencePhoto.Status.FLAGGED, checks.NOT_CONSENTING_PERSON
@@ -241,6 +283,53 @@ def subject_identity_refresh(*, subject: Subject) -> None:
                 status, verdict = ReferencePhoto.Status.FLAGGED, checks.DIFFERENT_PERSON
             if (photo.status, photo.verdict) != (status, verdict):
                 ReferencePhoto.objects.filter(pk=photo.pk).update(status=status, verdict=verdict)
+        photo_checks_sync(subject=subject)
+    if _others:  # the rule goes both ways: the photos it matched are flagged there too
+        for other in {s.pk: s for s in elsewhere.values()}.values():
+            subject_identity_refresh(subject=other, _others=False)
+
+
+def photo_check_result(result: dict, photo_id: int | None, photo: ReferencePhoto | None) -> dict:
+    """One line of a photo check's summary, told from its photo as it is now (as the photo's
+    card tells it). A line without a photo id was refused, and its photo deleted, in that check."""
+    if photo_id is None:
+        return result
+    line = {"name": result["name"], "ok": False}
+    if photo is None:
+        return {**line, "verdict": checks.PHOTO_REMOVED}
+    if photo.status == ReferencePhoto.Status.CHECKING:
+        if photo.check_stopped:
+            return {**line, "verdict": checks.CHECK_STOPPED}
+        return {**line, "pending": True, "verdict": checks.FACE_CHECKS_PASSED}
+    return {**line, "ok": photo.status == ReferencePhoto.Status.OK, "verdict": photo.verdict}
+
+
+def photo_check_results(results: list[dict], photo_ids: list[int | None]) -> list[dict]:
+    """`photo_check_result` for every line of a summary; `photo_ids` runs beside `results`."""
+    photos = ReferencePhoto.objects.select_related("check_task").in_bulk(
+        [pk for pk in photo_ids if pk is not None]
+    )
+    return [
+        photo_check_result(r, pk, photos.get(pk)) for r, pk in zip(results, photo_ids, strict=True)
+    ]
+
+
+def photo_checks_sync(*, subject: Subject) -> None:
+    """Rewrite the summaries of the subject's photo checks from the photos as they are now: a
+    photo flagged or removed since reads so there too. A running check writes its own at its end."""
+    for task in Task.objects.filter(scope=subject.scope, kind="photo_check"):
+        details = task.details or {}
+        results, photo_ids = details.get("results"), details.get("photos")
+        if not results or not photo_ids or len(results) != len(photo_ids):
+            continue
+        fresh = photo_check_results(results, photo_ids)
+        if fresh == results:
+            continue
+        fields = {"details": {**details, "results": fresh}}
+        if task.status == Task.Status.SUCCEEDED:
+            accepted = sum(bool(r["ok"]) for r in fresh)
+            fields["message"] = checks.CHECK_SUMMARY.format(accepted=accepted, total=len(fresh))
+        Task.objects.filter(pk=task.pk).update(**fields)
 
 
 # --- consent ---------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     subjects = list(likeness_selectors.subjects_for_user(request.user))
     for subject in subjects:
         subject.consent_state = likeness_selectors.consent_state(subject)
-    return render(request, "studio/dashboard.html", {"tasks": tasks, "subjects": subjects})
+    has_self = any(s.is_self for s in subjects)  # one "me" per account: not offered again
+    context = {"tasks": tasks, "subjects": subjects, "has_self": has_self}
+    return render(request, "studio/dashboard.html", context)
 
 
 @login_required

@@ -11,24 +11,28 @@ from dataclasses import asdict
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
+from django.urls import reverse
 
 from config.files import STORAGE_FAILED, private_name
 from creator.engine import faces
 from creator.engine.base_models import native_resolution
 from creator.engine.generate import GenerationRequest, LoraRef
-from creator.engine.options import full_prompt, size_for
+from creator.engine.options import STYLES, SUBJECT_PLACEHOLDER, full_prompt, size_for
 from creator.engine.train import TrainConfig, TrainingStopped, train_lora
 from creator.jobs.runtime import Cancelled, JobError, Progress
 from creator.likeness.models import Consent, ReferencePhoto
 from creator.studio import pipelines
 from creator.studio.models import Generation, PersonalModel
 from creator.studio.services import MODEL_NOT_READY
-from gallery.services import post_create
+from gallery.services import CAPTION_MAX_CHARS, post_create, post_update_caption
 
 log = logging.getLogger(__name__)
 
 LOSS_POINTS = 200
 CONSENT_REVOKED_DURING = "Consent for this person was revoked or has ended, so this stopped."
+# How a prompt names someone else: "@them on a boat". The engine knows only SUBJECT_PLACEHOLDER
+# ("@me"), so this is swapped for it before the prompt goes in; either works for any model.
+OTHER_PLACEHOLDER = "@them"
 
 
 def _thin(points: list, limit: int = LOSS_POINTS) -> list[list]:
@@ -151,7 +155,8 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
     cache = pipelines.pipeline_cache()
     progress.phase("Loading the model")
     width, height = size_for(generation.size, native_resolution(cache.pipeline()))
-    prompt, style_negative = full_prompt(generation.prompt, generation.style, with_subject=True)
+    creator_prompt = generation.prompt.replace(OTHER_PLACEHOLDER, SUBJECT_PLACEHOLDER)
+    prompt, style_negative = full_prompt(creator_prompt, generation.style, with_subject=True)
     negative = ", ".join(p for p in (generation.negative_prompt, style_negative) if p)
     request = GenerationRequest(
         prompt=prompt,
@@ -186,15 +191,29 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
             "base_loads": cache.base_loads,
             "adapter_loads": cache.adapter_loads,
             "marking_seconds": round(marking_seconds, 4),  # signing the files (bench/generate.py)
+            # What the finished job's card links to: each image, and all of them on the model page.
+            "posts": [reverse("post_detail", args=[p.pk]) for p in posts],
+            "posts_link": reverse("model_detail", args=[model.pk]) + f"#generation-{generation.pk}",
         },
         force=True,
     )
     return posts
 
 
+def default_caption(prompt: str, name: str) -> str:
+    """A new post's caption: the creator's prompt, the person named where it said @me/@them."""
+    for marker in (SUBJECT_PLACEHOLDER, OTHER_PLACEHOLDER):
+        prompt = prompt.replace(marker, name)
+    return prompt.strip()[:CAPTION_MAX_CHARS]
+
+
 def _file_posts(generation, model, images, prompt: str, negative: str, size) -> list:
     """Each image becomes a signed draft post (gallery.post_create); all of them or none."""
     width, height = size
+    subject = model.subject
+    # The gallery knows nothing of subjects: whose likeness it is travels as a plain value.
+    likeness_of = subject.name or f"@{generation.owner.handle}"
+    caption = default_caption(generation.prompt, likeness_of)
     posts = []
     try:
         for index, image in enumerate(images):
@@ -205,12 +224,16 @@ def _file_posts(generation, model, images, prompt: str, negative: str, size) -> 
                     prompt=generation.prompt,
                     seed=generation.seed + index,
                     generation_settings={
-                        "prompt_used": prompt,
-                        "negative_prompt": negative,
+                        "prompt_used": prompt,  # as the model saw it: kept, never shown
+                        "negative_prompt": negative,  # the style's words included
+                        "own_negative_prompt": generation.negative_prompt,
                         "style": generation.style,
+                        "style_label": STYLES[generation.style][0],
                         "size": f"{width}×{height}",
                         "steps": generation.steps,
                         "guidance": generation.guidance,
+                        "likeness_of": likeness_of,
+                        "likeness_kind": "self" if subject.is_self else "other",
                     },
                     model_name=model.public_name,
                     base_model=model.base_model_label,
@@ -220,6 +243,8 @@ def _file_posts(generation, model, images, prompt: str, negative: str, size) -> 
                     prompt_in_credentials=generation.include_prompt,
                 )
             )
+            if caption:
+                post_update_caption(post=posts[-1], caption=caption)
     except BaseException:
         for post in posts:
             post.delete()  # its files go with it

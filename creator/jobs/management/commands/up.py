@@ -39,6 +39,9 @@ RESTART_DELAY_RESET_AFTER = 60.0
 WEB_THREADS = 4
 # Long enough for a page's burst of requests and a quick next click on the same connection.
 WEB_KEEP_ALIVE = 5
+# Addresses meaning "every interface": a browser on this machine reaches them at 127.0.0.1, but
+# no one URL reaches them from elsewhere, so links meant for other people need SITE_URL.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names them, binds nothing
 
 
 @dataclass
@@ -52,6 +55,15 @@ class Child:
     started_at: float = 0.0
     restart_delay: float = RESTART_DELAY_FIRST
     restart_at: float = 0.0
+
+
+def local_url(host: str, port: int) -> str:
+    """Where `up` serves, as a browser on this machine opens it (no trailing slash)."""
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
 
 
 def _describe_exit(code: int) -> str:
@@ -95,9 +107,17 @@ class Command(BaseCommand):
     def _request_stop(self, signum, frame):
         self.stopping = True
 
-    def _child_env(self) -> dict[str, str]:
+    def _child_env(self, host: str, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env["CANDOR_VAR_DIR"] = str(settings.VAR_DIR)
+        # Absolute links (emails, share pages, signed credentials) follow --host and --port
+        # unless the operator named the public address.
+        if not env.get("SITE_URL"):
+            env["SITE_URL"] = local_url(host, port)
+        if not env.get("ALLOWED_HOSTS") and host not in WILDCARD_HOSTS:
+            bracketed = f"[{host}]" if ":" in host else host
+            if bracketed not in settings.ALLOWED_HOSTS:
+                env["ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, bracketed])
         env.setdefault("DEBUG", "false")
         # `up` collects static files, so pages can link their hashed, long-cached names.
         env.setdefault("STATIC_MANIFEST", "true")
@@ -137,7 +157,15 @@ class Command(BaseCommand):
 
     def _start(self, host: str, port: int, web_workers: int, web_threads: int) -> None:
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-        env = self._child_env()
+        env = self._child_env(host, port)
+        if host in WILDCARD_HOSTS and not os.environ.get("SITE_URL"):
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Serving on every interface, but links in emails, share pages and "
+                    f"credentials will point at {env['SITE_URL']}, which works only on this "
+                    f"machine. Set SITE_URL (and ALLOWED_HOSTS) to the address people use."
+                )
+            )
         if settings.REDIS_EMBEDDED:
             self.stdout.write(f"· Starting a private Redis on {settings.EMBEDDED_REDIS_SOCKET}")
             try:
@@ -173,7 +201,7 @@ class Command(BaseCommand):
         ]  # fmt: skip
         fds = (self.listener.fileno(),)
         self._add("web", lambda: self._spawn(web_args, env, pass_fds=fds))
-        url = f"http://{host}:{port}/"
+        url = f"{local_url(host, port)}/"
         self.stdout.write(self.style.SUCCESS(f"Candor is running at {url}  (Ctrl-C to stop)"))
         self.stdout.flush()
 
