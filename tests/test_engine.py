@@ -269,6 +269,8 @@ def test_prompts_get_the_subject_token_and_the_style():
         "ohwx person on a beach",
         "",
     )
+    # Someone else's model is written with @them; it means the same subject token.
+    assert full_prompt("@them on a beach", "none", with_subject=True)[0] == "ohwx person on a beach"
     text, negative = full_prompt("on a beach", "watercolor", with_subject=True)
     assert text.startswith("a photo of ohwx person, on a beach, watercolor")
     assert negative == "photo, photograph"

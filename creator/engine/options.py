@@ -11,6 +11,7 @@ from pathlib import PurePath
 # The rare token the trainer binds to the subject, and how a creator's prompt names them.
 SUBJECT_TOKEN = "ohwx person"  # noqa: S105 - a prompt token, not a secret
 SUBJECT_PLACEHOLDER = "@me"
+OTHER_PLACEHOLDER = "@them"  # how a prompt names someone else: either marker works for any model
 INSTANCE_PROMPT = f"a photo of {SUBJECT_TOKEN}"
 CLASS_PROMPT = "a photo of a person"
 
@@ -88,6 +89,7 @@ def full_prompt(prompt: str, style: str, *, with_subject: bool) -> tuple[str, st
         raise ValueError(UNKNOWN_STYLE)
     text = prompt.strip()
     if with_subject:
+        text = text.replace(OTHER_PLACEHOLDER, SUBJECT_PLACEHOLDER)
         if SUBJECT_PLACEHOLDER in text:
             text = text.replace(SUBJECT_PLACEHOLDER, SUBJECT_TOKEN)
         else:

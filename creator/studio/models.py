@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from creator.engine import options
 from creator.jobs.models import Task
 from creator.likeness.models import Consent, Subject
 
@@ -62,3 +63,7 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return self.prompt[:40]
+
+    @property
+    def style_label(self) -> str:
+        return options.STYLES.get(self.style, (self.style,))[0]

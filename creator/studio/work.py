@@ -17,7 +17,13 @@ from config.files import STORAGE_FAILED, private_name
 from creator.engine import faces
 from creator.engine.base_models import native_resolution
 from creator.engine.generate import GenerationRequest, LoraRef
-from creator.engine.options import STYLES, SUBJECT_PLACEHOLDER, full_prompt, size_for
+from creator.engine.options import (
+    OTHER_PLACEHOLDER,
+    STYLES,
+    SUBJECT_PLACEHOLDER,
+    full_prompt,
+    size_for,
+)
 from creator.engine.train import TrainConfig, TrainingStopped, train_lora
 from creator.jobs.runtime import Cancelled, JobError, Progress
 from creator.likeness.models import Consent, ReferencePhoto
@@ -30,9 +36,6 @@ log = logging.getLogger(__name__)
 
 LOSS_POINTS = 200
 CONSENT_REVOKED_DURING = "Consent for this person was revoked or has ended, so this stopped."
-# How a prompt names someone else: "@them on a boat". The engine knows only SUBJECT_PLACEHOLDER
-# ("@me"), so this is swapped for it before the prompt goes in; either works for any model.
-OTHER_PLACEHOLDER = "@them"
 
 
 def _thin(points: list, limit: int = LOSS_POINTS) -> list[list]:
@@ -155,8 +158,7 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
     cache = pipelines.pipeline_cache()
     progress.phase("Loading the model")
     width, height = size_for(generation.size, native_resolution(cache.pipeline()))
-    creator_prompt = generation.prompt.replace(OTHER_PLACEHOLDER, SUBJECT_PLACEHOLDER)
-    prompt, style_negative = full_prompt(creator_prompt, generation.style, with_subject=True)
+    prompt, style_negative = full_prompt(generation.prompt, generation.style, with_subject=True)
     negative = ", ".join(p for p in (generation.negative_prompt, style_negative) if p)
     request = GenerationRequest(
         prompt=prompt,
