@@ -96,8 +96,10 @@
         credentials: "same-origin",
         headers: { "X-CSRFToken": csrfToken(form) },
       }).then(function (response) {
-        return response.json().then(function (data) {
-          if (!response.ok) throw new Error(data.error || "The check could not start. Reload the page and try again.");
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          if (!response.ok || !data.nonce) {
+            throw new Error(data.error || "The check could not start. Reload the page and try again.");
+          }
           return data;
         });
       });
