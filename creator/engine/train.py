@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from creator.engine import denoisers, families
+from creator.engine.denoisers import Conditioning
 from creator.engine.device import Placement, placement
+from creator.engine.families import SD, Family
 from creator.engine.options import CLASS_PROMPT, INSTANCE_PROMPT
 
-LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 MAX_GRAD_NORM = 1.0  # as diffusers' DreamBooth script
-TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-# What the loss knows how to target; a "sample"-predicting model would train on the wrong one.
-PREDICTION_TYPES = ("epsilon", "v_prediction")
+OPTIMIZERS = ("adamw", "adamw8bit")
 
 
 @dataclass
@@ -59,6 +59,15 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None  # None: on for CUDA
     checkpoint_every: int = 100
     sample_steps: int = 20
+    # Speed and memory on a GPU (no effect on a CPU unless said): compile the denoiser with
+    # torch.compile; 8-bit AdamW (bitsandbytes, CUDA only); channels_last for UNets; move the
+    # text encoders off the GPU once the prompts are encoded.
+    compile: bool = False
+    optimizer: str = "adamw"
+    channels_last: bool | None = None  # None: on for CUDA UNets
+    offload_text_encoders: bool | None = None  # None: on for CUDA
+    # Likeness-aware: weigh the loss inside each photo's face box by 1 + face_weight (0: off).
+    face_weight: float = 0.0
 
     def validate(self) -> None:
         """Refuse incompatible options before any model is loaded."""
@@ -80,6 +89,10 @@ class TrainConfig:
             raise ValueError("mixed_precision is one of auto, no, fp16, bf16.")
         if self.checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer is one of {', '.join(OPTIMIZERS)}.")
+        if self.face_weight < 0:
+            raise ValueError("face_weight must be 0 or more.")
 
     def fingerprint(self, image_hashes: list[str], base_id: str) -> str:
         payload = json.dumps([asdict(self), image_hashes, base_id], sort_keys=True)
@@ -145,31 +158,30 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Prompt:
-    ids: torch.Tensor
-    embedding: torch.Tensor  # from the frozen text encoder; recomputed per step when it trains
-
-
-@dataclass(frozen=True)
 class _Data:
     """What every step reads and no step changes."""
 
-    scheduler: object  # diffusers' DDPMScheduler
+    family: Family
+    scheduler: object  # diffusers' DDPM (SD, SDXL) or flow-matching (FLUX) scheduler
     latents: tuple[torch.Tensor, torch.Tensor]  # mean, std of each photo (and its mirror)
     class_latents: tuple[torch.Tensor, torch.Tensor] | None  # only with prior preservation
     scaling: float
-    instance: _Prompt
-    class_prompt: _Prompt
+    shift: float  # FLUX's VAE centres latents before scaling; 0 for SD and SDXL
+    vae_scale: int  # pixels per latent
+    instance: Conditioning
+    class_prompt: Conditioning
+    face_masks: torch.Tensor | None  # per latent: loss weights (1 outside the face box)
 
 
 @dataclass(frozen=True)
 class _Model:
-    """The parts that learn; `text_encoder` is None unless it trains."""
+    """The parts that learn; `text_encoder` is None unless it trains (SD only)."""
 
-    unet: torch.nn.Module
+    denoiser: torch.nn.Module  # the UNet, or FLUX's transformer
     text_encoder: torch.nn.Module | None
     params: list[torch.nn.Parameter]  # the LoRA weights, fp32
     optimizer: torch.optim.Optimizer
+    forward: Callable  # the denoiser's forward: compiled when config.compile
 
 
 @dataclass(frozen=True)
@@ -202,20 +214,29 @@ def train_lora(
     on_progress: Callable[[Report], None] | None = None,
     on_sample: Callable[[Sample], None] | None = None,
     likeness: Callable[[Image.Image], float | None] | None = None,
+    face_boxes: list[tuple[float, float, float, float] | None] | None = None,
     where: Placement | None = None,
 ) -> TrainResult:
-    """Train a LoRA on `images` with `pipe`'s base model. Returns where the LoRA file is.
+    """Train a LoRA on `images` with `pipe`'s base model (SD 1.x/2.x, SDXL or FLUX.1). Returns
+    where the LoRA file is.
 
     `should_stop` is the only way to stop: it is asked before every step, and when it returns
     True, TrainingStopped(last completed step) is raised and the last checkpoint stays, so a retry
     resumes. To cancel, return True from it; never raise from it or from the other callbacks.
     `on_progress` gets step, loss and ETA at most once a second. Samples are drawn at every
     checkpoint; with `likeness` (lower is closer), the best-scoring sample's weights are kept.
+    `face_boxes` (one per image: left, top, right, bottom as fractions of the square crop, or
+    None) weigh the loss with `config.face_weight`.
     """
     config.validate()
     if not images:
         raise ValueError("There are no training images.")
-    scheduler = noise_scheduler(pipe)
+    family = families.family_of_pipeline_class(type(pipe).__name__)
+    if family is None:
+        raise ValueError(f"{type(pipe).__name__} is not a pipeline Candor can train.")
+    if config.train_text_encoder and family is not SD:
+        raise ValueError(denoisers.TEXT_ENCODER_TRAINING_ONLY_SD)
+    scheduler = denoisers.train_scheduler(pipe, family)
     where = where or placement(config.mixed_precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -225,59 +246,82 @@ def train_lora(
     report = on_progress or (lambda r: None)
 
     report(Report(0, config.steps, math.nan, None, "Preparing the photos"))
-    unet, vae, text_encoder = pipe.unet, pipe.vae, pipe.text_encoder
-    for module in (unet, vae, text_encoder):
-        module.requires_grad_(False)
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False)
+    vae, unet = pipe.vae, denoisers.denoiser(pipe, family)
     latents = encode_latents(vae, images, config, where)
     prior = None
     if config.prior_preservation:
         report(Report(0, config.steps, math.nan, None, "Drawing class images"))
-        prior = class_latents(pipe, config, where)  # before the adapters: the base model's class
-    params = add_adapters(unet, text_encoder, config)
+        prior = class_latents(pipe, family, config, where)  # before the adapters: the base's own
+    text_encoder = pipe.text_encoder if config.train_text_encoder else None
+    params = add_adapters(unet, text_encoder, family, config)
     if config.gradient_checkpointing or (config.gradient_checkpointing is None and where.is_cuda):
         unet.enable_gradient_checkpointing()
+    if family is not families.FLUX and _on(config.channels_last, where):
+        unet.to(memory_format=torch.channels_last)
     unet.train()
-    # Fused AdamW: one kernel for all LoRA tensors instead of a Python loop over them.
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=1e-2, fused=True)
-    model = _Model(unet, text_encoder if config.train_text_encoder else None, params, optimizer)
-    prompts = encode_prompts(pipe.tokenizer, text_encoder, config, where)
-    data = _Data(scheduler, latents, prior, float(vae.config.scaling_factor), *prompts)
+    model = _Model(unet, text_encoder, params, make_optimizer(params, config, where), unet)
+    if config.compile:
+        model = _Model(unet, text_encoder, params, model.optimizer, torch.compile(unet))
+    resolution = config.resolution
+    data = _Data(
+        family,
+        scheduler,
+        latents,
+        prior,
+        float(vae.config.scaling_factor),
+        denoisers.latent_shift(vae),
+        int(pipe.vae_scale_factor),
+        denoisers.encode_prompt(pipe, family, config.instance_prompt, resolution, where.device),
+        denoisers.encode_prompt(pipe, family, config.class_prompt, resolution, where.device),
+        face_masks(face_boxes, latents[0].shape, config) if config.face_weight else None,
+    )
+    empty = denoisers.encode_prompt(pipe, family, "", resolution, where.device)
+    offloaded = offload_text_encoders(pipe, config, where)
     state = load_checkpoint(checkpoint_path, fingerprint)
     run = restore(state, model) if state else _RunState()
 
     start_step, timings = run.step, []
     loop_started, last_report = time.monotonic(), float("-inf")
-    for step in range(start_step + 1, config.steps + 1):
-        if should_stop():
-            raise TrainingStopped(run.step)
-        tick = time.monotonic()
-        loss = training_step(step, model, data, config, where)
-        run.step = step
-        run.losses.append((step, round(loss, 6)))
-        timings.append(time.monotonic() - tick)
+    try:
+        for step in range(start_step + 1, config.steps + 1):
+            if should_stop():
+                raise TrainingStopped(run.step)
+            tick = time.monotonic()
+            loss = training_step(step, model, data, config, where)
+            run.step = step
+            run.losses.append((step, round(loss, 6)))
+            timings.append(time.monotonic() - tick)
 
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            sample = save_sample(draw_sample(pipe, config), step, out_dir, likeness)
-            keep_sample(run, sample, model)
-            if on_sample:
-                on_sample(sample)
-            save_checkpoint(checkpoint_path, checkpoint_state(fingerprint, run, model))
-        now = time.monotonic()
-        if now - last_report >= 1.0 or step == config.steps:  # at most once a second
-            last_report = now
-            eta = (now - loop_started) / (step - start_step) * (config.steps - step)
-            report(Report(step, config.steps, loss, eta, "Training", list(run.losses)))
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                image = draw_sample(pipe, family, config, data.instance, empty)
+                sample = save_sample(image, step, out_dir, likeness)
+                keep_sample(run, sample, model)
+                if on_sample:
+                    on_sample(sample)
+                save_checkpoint(checkpoint_path, checkpoint_state(fingerprint, run, model))
+            now = time.monotonic()
+            if now - last_report >= 1.0 or step == config.steps:  # at most once a second
+                last_report = now
+                eta = (now - loop_started) / (step - start_step) * (config.steps - step)
+                report(Report(step, config.steps, loss, eta, "Training", list(run.losses)))
+    finally:
+        for module in offloaded:  # the pipe is whole again, whatever happened
+            module.to(where.device)
 
     # --- the LoRA file: the best sample's weights, or the last ---------------------------------
     best_step = use_best_weights(run, model, config.steps)
     meta = {
         "candor.base_model": base_id,
+        "candor.family": family.name,
         "candor.config": json.dumps(asdict(config), sort_keys=True),
         "candor.training_images_sha256": json.dumps(image_hashes),
         "candor.best_step": str(best_step),
         **(metadata or {}),
     }
-    lora_path = _write_lora(pipe, model.unet, model.text_encoder, out_dir, meta)
+    lora_path = _write_lora(pipe, family, model.denoiser, model.text_encoder, out_dir, meta)
     unet.eval()
     return TrainResult(
         lora_path=lora_path,
@@ -295,18 +339,15 @@ def train_lora(
 # --- set-up: what does not change between steps ------------------------------------------------
 
 
+def _on(option: bool | None, where: Placement) -> bool:
+    """A speed option's value: as set, or (None) on for CUDA only."""
+    return where.is_cuda if option is None else option
+
+
 def noise_scheduler(pipe):
     """The training scheduler for `pipe`'s model; refuses a prediction type it can't train."""
-    from diffusers import DDPMScheduler
-
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    kind = scheduler.config.prediction_type
-    if kind not in PREDICTION_TYPES:
-        raise ValueError(
-            f"The base model's scheduler has prediction_type={kind!r}; training supports only "
-            f"{', '.join(repr(k) for k in PREDICTION_TYPES)}."
-        )
-    return scheduler
+    family = families.family_of_pipeline_class(type(pipe).__name__) or SD
+    return denoisers.train_scheduler(pipe, family)
 
 
 def encode_latents(
@@ -314,19 +355,28 @@ def encode_latents(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std (fp32) of the VAE latents of each photo and, with `flip`, its mirror."""
     means, stds = [], []
+    # SDXL's VAE overflows in fp16 (its config says force_upcast): encode those in fp32.
+    dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else where.dtype
+    original = next(vae.parameters()).dtype
+    if dtype != original:
+        vae.to(dtype)
     with torch.no_grad():
         # One image at a time: encoding the whole set in one batch would set the peak memory.
         for path in images:
             pixels = _to_tensor(load_training_image(path, config.resolution))[None]
-            pixels = pixels.to(where.device, dtype=where.dtype)
+            pixels = pixels.to(where.device, dtype=dtype)
             for variant in (pixels, torch.flip(pixels, dims=[3])) if config.flip else (pixels,):
                 dist = vae.encode(variant).latent_dist
                 means.append(dist.mean.float())
                 stds.append(dist.std.float())
+    if dtype != original:
+        vae.to(original)
     return torch.cat(means), torch.cat(stds)
 
 
-def class_latents(pipe, config: TrainConfig, where: Placement) -> tuple[torch.Tensor, torch.Tensor]:
+def class_latents(
+    pipe, family: Family, config: TrainConfig, where: Placement
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std (fp32) of the latents of class images the base model draws itself."""
     generator = torch.Generator().manual_seed(config.seed + 7919)
     with torch.no_grad():
@@ -337,18 +387,44 @@ def class_latents(pipe, config: TrainConfig, where: Placement) -> tuple[torch.Te
             num_inference_steps=config.sample_steps,
             generator=generator,
             output_type="pt",
+            **denoisers.pipe_options(pipe, family),
         ).images
-        dist = pipe.vae.encode((class_images * 2 - 1).to(where.device, where.dtype)).latent_dist
+        pixels = (class_images * 2 - 1).to(where.device, next(pipe.vae.parameters()).dtype)
+        dist = pipe.vae.encode(pixels).latent_dist
     return dist.mean.float(), dist.std.float()
 
 
-def add_adapters(unet, text_encoder, config: TrainConfig) -> list[torch.nn.Parameter]:
+def face_masks(
+    boxes: list[tuple[float, float, float, float] | None] | None, shape, config: TrainConfig
+) -> torch.Tensor:
+    """Loss weights per cached latent: 1 + face_weight inside the photo's face box (mirrored for
+    the flipped copy), 1 elsewhere. A photo without a box weighs evenly."""
+    count, _, height, width = shape
+    masks = torch.ones(count, 1, height, width)
+    per_image = 2 if config.flip else 1
+    for index, box in enumerate(boxes or []):
+        if box is None:
+            continue
+        left, top, right, bottom = (min(max(v, 0.0), 1.0) for v in box)
+        rows = slice(int(top * height), max(int(top * height) + 1, math.ceil(bottom * height)))
+        for copy in range(per_image):
+            if index * per_image + copy >= count:
+                break
+            a, b = (1 - right, 1 - left) if copy else (left, right)
+            cols = slice(int(a * width), max(int(a * width) + 1, math.ceil(b * width)))
+            masks[index * per_image + copy, :, rows, cols] = 1.0 + config.face_weight
+    return masks
+
+
+def add_adapters(
+    unet, text_encoder, family: Family, config: TrainConfig
+) -> list[torch.nn.Parameter]:
     """Add LoRA adapters (the text encoder's too, if it trains); returns their fp32 parameters."""
     from peft import LoraConfig
 
-    targets = [(unet, LORA_TARGETS)]
-    if config.train_text_encoder:
-        targets.append((text_encoder, TEXT_LORA_TARGETS))
+    targets = [(unet, denoisers.lora_targets(family))]
+    if text_encoder is not None:
+        targets.append((text_encoder, denoisers.TEXT_LORA_TARGETS))
     # LoRA's random init comes from the global generator: seed it here, without disturbing it.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -360,28 +436,39 @@ def add_adapters(unet, text_encoder, config: TrainConfig) -> list[torch.nn.Param
                 target_modules=names,
             )
             module.add_adapter(lora)
-    trainable = [p for m in (unet, text_encoder) for p in m.parameters() if p.requires_grad]
+    trainable = [p for m, _ in targets for p in m.parameters() if p.requires_grad]
     for param in trainable:
         param.data = param.data.float()  # LoRA weights train in fp32 even when the base is half
     return trainable
 
 
-def encode_prompts(
-    tokenizer, text_encoder, config: TrainConfig, where: Placement
-) -> tuple[_Prompt, _Prompt]:
-    """Token ids and embeddings of the instance and the class prompt."""
-    prompts = []
-    for text in (config.instance_prompt, config.class_prompt):
-        ids = tokenizer(
-            text,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(where.device)
-        with torch.no_grad():
-            prompts.append(_Prompt(ids, text_encoder(ids)[0]))
-    return prompts[0], prompts[1]
+def make_optimizer(params, config: TrainConfig, where: Placement) -> torch.optim.Optimizer:
+    """Fused AdamW (one kernel for all LoRA tensors), or bitsandbytes' 8-bit AdamW on CUDA."""
+    if config.optimizer == "adamw8bit":
+        if not where.is_cuda:
+            raise ValueError("optimizer='adamw8bit' needs a CUDA GPU; this machine has none.")
+        try:
+            import bitsandbytes
+        except ImportError as exc:
+            raise ValueError(
+                "optimizer='adamw8bit' needs bitsandbytes: pip install bitsandbytes."
+            ) from exc
+        return bitsandbytes.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=1e-2)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=1e-2, fused=True)
+
+
+def offload_text_encoders(pipe, config: TrainConfig, where: Placement) -> list[torch.nn.Module]:
+    """With the prompts encoded, frozen text encoders only take GPU memory (T5-XXL: ~9.5 GB in
+    bf16): move them to the CPU for the run. Returns what moved, to move back."""
+    if not where.is_cuda or config.train_text_encoder:
+        return []
+    if not _on(config.offload_text_encoders, where):
+        return []
+    moved = denoisers.text_encoders(pipe)
+    for module in moved:
+        module.to("cpu")
+    torch.cuda.empty_cache()
+    return moved
 
 
 # --- one step ------------------------------------------------------------------------------------
@@ -396,35 +483,31 @@ def training_step(
     order is what lets a resumed run end bit-for-bit where an unbroken one does.
     """
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-    scheduler, batch = data.scheduler, config.batch_size
-    latents = _draw_latents(data.latents, batch, generator, data.scaling)
-    prompt_embeds = _prompt_embeds(data.instance, model.text_encoder, batch)
+    batch = config.batch_size
+    latents, index = _draw_latents(data.latents, batch, generator, data)
+    cond = _conditioning(data.instance, model.text_encoder, batch)
+    weights = data.face_masks[index].to(where.device) if data.face_masks is not None else None
     if config.prior_preservation:
-        class_latents = _draw_latents(data.class_latents, batch, generator, data.scaling)
+        class_latents, _ = _draw_latents(data.class_latents, batch, generator, data)
         latents = torch.cat([latents, class_latents])
-        class_embeds = _prompt_embeds(data.class_prompt, model.text_encoder, batch)
-        prompt_embeds = torch.cat([prompt_embeds, class_embeds])
+        cond = cond.cat(_conditioning(data.class_prompt, model.text_encoder, batch))
     noise = torch.randn(latents.shape, generator=generator).to(where.device)
-    timesteps = torch.randint(
-        0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator
-    ).to(where.device)
-    noisy = scheduler.add_noise(latents, noise, timesteps)
-    if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(latents, noise, timesteps)
-    else:  # "epsilon": noise_scheduler refused anything else
-        target = noise
+    noisy, timesteps, target = denoisers.noised(
+        data.family, data.scheduler, latents, noise, generator
+    )
     with torch.autocast(where.device.type, dtype=where.dtype, enabled=where.dtype != torch.float32):
-        prediction = model.unet(
-            noisy.to(where.dtype), timesteps, prompt_embeds.to(where.dtype)
-        ).sample
+        prediction = denoisers.predict(
+            data.family, model.forward, noisy, timesteps, cond, where.dtype, data.vae_scale
+        )
+    prediction, target = prediction.float(), target.float()
     if config.prior_preservation:
-        prediction, prior_prediction = prediction.float().chunk(2)
-        target, prior_target = target.float().chunk(2)
-        loss = F.mse_loss(prediction, target) + config.prior_loss_weight * F.mse_loss(
+        prediction, prior_prediction = prediction.chunk(2)
+        target, prior_target = target.chunk(2)
+        loss = _loss(prediction, target, weights) + config.prior_loss_weight * F.mse_loss(
             prior_prediction, prior_target
         )
     else:
-        loss = F.mse_loss(prediction.float(), target.float())
+        loss = _loss(prediction, target, weights)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.params, MAX_GRAD_NORM, foreach=True)
     model.optimizer.step()
@@ -432,27 +515,38 @@ def training_step(
     return float(loss.detach())
 
 
-def _draw_latents(dist, batch: int, generator: torch.Generator, scaling: float) -> torch.Tensor:
-    """A batch of latents sampled from the cached distributions (two draws from `generator`)."""
+def _loss(prediction, target, weights) -> torch.Tensor:
+    """Mean squared error, or its weighted mean where face masks weigh the face box."""
+    if weights is None:
+        return F.mse_loss(prediction, target)
+    weights = weights.expand_as(prediction)
+    return ((prediction - target) ** 2 * weights).sum() / weights.sum()
+
+
+def _draw_latents(dist, batch: int, generator: torch.Generator, data: _Data):
+    """A batch of latents sampled from the cached distributions (two draws from `generator`),
+    and which cached latents they came from."""
     mean, std = dist
     index = torch.randint(0, mean.shape[0], (batch,), generator=generator)
     noise = torch.randn(mean[index].shape, generator=generator)
-    return (mean[index] + std[index] * noise.to(mean.device)) * scaling
+    return (mean[index] + std[index] * noise.to(mean.device) - data.shift) * data.scaling, index
 
 
-def _prompt_embeds(prompt: _Prompt, text_encoder, batch: int) -> torch.Tensor:
-    embedding = text_encoder(prompt.ids)[0] if text_encoder is not None else prompt.embedding
-    return embedding.expand(batch, -1, -1)
+def _conditioning(prompt: Conditioning, text_encoder, batch: int) -> Conditioning:
+    if text_encoder is not None:
+        prompt = denoisers.reencode(text_encoder, prompt)
+    return prompt.batch(batch)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
 def lora_weights(model: _Model) -> dict[str, dict[str, torch.Tensor]]:
-    """CPU copies of the LoRA weights, by part ("unet", "text_encoder" when it trains)."""
+    """CPU copies of the LoRA weights, by part ("unet" — the denoiser, whatever its kind —
+    and "text_encoder" when it trains)."""
     from peft.utils import get_peft_model_state_dict
 
-    weights = {"unet": get_peft_model_state_dict(model.unet)}
+    weights = {"unet": get_peft_model_state_dict(model.denoiser)}
     if model.text_encoder is not None:
         weights["text_encoder"] = get_peft_model_state_dict(model.text_encoder)
     return {k: {n: t.detach().cpu().clone() for n, t in v.items()} for k, v in weights.items()}
@@ -488,7 +582,7 @@ def restore(state: dict, model: _Model) -> _RunState:
     """Load a checkpoint's weights and optimizer state; returns the run as it was saved."""
     from peft.utils import set_peft_model_state_dict
 
-    set_peft_model_state_dict(model.unet, state["unet"])
+    set_peft_model_state_dict(model.denoiser, state["unet"])
     if model.text_encoder is not None and state.get("text_encoder"):
         set_peft_model_state_dict(model.text_encoder, state["text_encoder"])
     model.optimizer.load_state_dict(state["optimizer"])
@@ -503,18 +597,22 @@ def restore(state: dict, model: _Model) -> _RunState:
 # --- samples and the best weights ----------------------------------------------------------------
 
 
-def draw_sample(pipe, config: TrainConfig) -> Image.Image:
-    """The instance prompt drawn with the same seed every time, so samples compare across steps."""
-    pipe.unet.eval()
+def draw_sample(
+    pipe, family: Family, config: TrainConfig, prompt: Conditioning, empty: Conditioning
+) -> Image.Image:
+    """The instance prompt drawn with the same seed every time, so samples compare across steps.
+    Drawn from the cached embeddings: the text encoders may be off the GPU."""
+    model = denoisers.denoiser(pipe, family)
+    model.eval()
     with torch.no_grad():
         image = pipe(
-            config.instance_prompt,
             height=config.resolution,
             width=config.resolution,
             num_inference_steps=config.sample_steps,
             generator=torch.Generator().manual_seed(config.seed),
+            **denoisers.sample_options(family, prompt, empty),
         ).images[0]
-    pipe.unet.train()
+    model.train()
     return image
 
 
@@ -539,36 +637,32 @@ def use_best_weights(run: _RunState, model: _Model, last_step: int) -> int:
 
     if run.best is None:
         return last_step
-    set_peft_model_state_dict(model.unet, run.best.weights["unet"])
+    set_peft_model_state_dict(model.denoiser, run.best.weights["unet"])
     if model.text_encoder is not None:
         set_peft_model_state_dict(model.text_encoder, run.best.weights["text_encoder"])
     return run.best.step
 
 
-def _write_lora(pipe, unet, text_encoder, out_dir: Path, meta: dict[str, str]) -> Path:
-    """diffusers' LoRA format, with its adapter metadata (alpha), plus Candor's provenance."""
+def _write_lora(pipe, family: Family, denoiser, text_encoder, out_dir: Path, meta) -> Path:
+    """diffusers' LoRA format for the family's pipeline, with its adapter metadata (alpha), plus
+    Candor's provenance and the family it was trained for."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    unet_layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    extra = {}
+    part = family.denoiser  # "unet" or "transformer": the keyword save_lora_weights takes
+    layers = {
+        f"{part}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser)),
+        f"{part}_lora_adapter_metadata": denoiser.peft_config["default"].to_dict(),
+    }
     if text_encoder is not None:
-        extra = {
-            "text_encoder_lora_layers": convert_state_dict_to_diffusers(
-                get_peft_model_state_dict(text_encoder)
-            ),
-            "text_encoder_lora_adapter_metadata": text_encoder.peft_config["default"].to_dict(),
-        }
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        type(pipe).save_lora_weights(
-            tmp,
-            unet_lora_layers=unet_layers,
-            unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
-            weight_name="lora.safetensors",
-            **extra,
+        layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
+            get_peft_model_state_dict(text_encoder)
         )
+        layers["text_encoder_lora_adapter_metadata"] = text_encoder.peft_config["default"].to_dict()
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        type(pipe).save_lora_weights(tmp, weight_name="lora.safetensors", **layers)
         written = Path(tmp) / "lora.safetensors"
         with safe_open(str(written), framework="pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
