@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import (
     dev_secret,
     envbool,
+    envchoice,
     envfloat,
     envint,
     envlist,
@@ -243,21 +244,34 @@ CONSENT_FRAME_MAX_BYTES = envint("CONSENT_FRAME_MAX_BYTES", 2_000_000, minimum=1
 # Django's own cap answers with a bare 400; ours (PHOTO_MAX_FILES_PER_UPLOAD) says why.
 DATA_UPLOAD_MAX_NUMBER_FILES = 200
 
-# Personal models. The base model: "builtin:tiny" (made offline, not a likeness), a local
-# diffusers folder, a single-file .safetensors checkpoint or a hub id.
+# Personal models. The base model: "builtin:tiny" (made offline, not a likeness; also
+# "builtin:tiny-sdxl" and "builtin:tiny-flux"), a local diffusers folder, a single-file
+# .safetensors checkpoint or a hub id, of the SD 1.x/2.x, SDXL or FLUX.1 family.
 CANDOR_BASE_MODEL = envstr("CANDOR_BASE_MODEL", "builtin:tiny")
 # Its public name on posts and in signed credentials (default: the model's own folder or file
 # name, or the hub id; never a path on this server).
 CANDOR_BASE_MODEL_LABEL = envstr("CANDOR_BASE_MODEL_LABEL")
 MODEL_CACHE_DIR = Path(envstr("MODEL_CACHE_DIR") or VAR_DIR / "models")
-MIXED_PRECISION = envstr("MIXED_PRECISION", "auto")
-TRAIN_STEPS = envint("TRAIN_STEPS", 300, minimum=1)
+MIXED_PRECISION = envchoice("MIXED_PRECISION", "auto", ("auto", "no", "fp16", "bf16"))
+# 0 (steps, resolution, rank, learning rate, generation steps) or -1 (guidance): the base model
+# family's default (creator/engine/families.py says where each comes from).
+TRAIN_STEPS = envint("TRAIN_STEPS", 0, minimum=0)
 TRAIN_RESOLUTION = envint("TRAIN_RESOLUTION", 0, minimum=0)  # 0: the base model's native size
-TRAIN_RANK = envint("TRAIN_RANK", 4, minimum=1)
-TRAIN_LEARNING_RATE = envfloat("TRAIN_LEARNING_RATE", 1e-4, minimum=0.0)
+TRAIN_RANK = envint("TRAIN_RANK", 0, minimum=0)
+TRAIN_LEARNING_RATE = envfloat("TRAIN_LEARNING_RATE", 0.0, minimum=0.0)
 TRAIN_CHECKPOINT_EVERY = envint("TRAIN_CHECKPOINT_EVERY", 0, minimum=0)  # 0: five per run
-GENERATION_STEPS = envint("GENERATION_STEPS", 25, minimum=1)
-GENERATION_GUIDANCE = envfloat("GENERATION_GUIDANCE", 7.0, minimum=0.0)
+# Likeness-aware training: weigh the loss inside each photo's face box by 1 + this (0: off).
+TRAIN_FACE_WEIGHT = envfloat("TRAIN_FACE_WEIGHT", 0.0, minimum=0.0)
+# Speed and memory on a GPU: README "Memory and speed" says what each costs.
+TRAIN_OPTIMIZER = envchoice("TRAIN_OPTIMIZER", "adamw", ("adamw", "adamw8bit"))  # 8bit: CUDA
+TRAIN_GRADIENT_CHECKPOINTING = envchoice(
+    "TRAIN_GRADIENT_CHECKPOINTING", "auto", ("auto", "on", "off")
+)
+TRAIN_COMPILE = envbool("TRAIN_COMPILE", False)  # torch.compile the denoiser while training
+QUANTIZE = envchoice("QUANTIZE", "none", ("none", "nf4", "int8"))  # bitsandbytes, torchao: CUDA
+GENERATION_STEPS = envint("GENERATION_STEPS", 0, minimum=0)
+GENERATION_GUIDANCE = envfloat("GENERATION_GUIDANCE", -1.0, minimum=-1.0)
+GENERATION_COMPILE = envbool("GENERATION_COMPILE", False)  # compiled denoiser, hot-swapped LoRAs
 LORA_CACHE_SIZE = envint("LORA_CACHE_SIZE", 4, minimum=1)
 
 # Content Credentials. Without a chain and key, an instance CA and signing certificate are made

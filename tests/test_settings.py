@@ -33,6 +33,12 @@ def test_envint_and_envfloat_refuse_nonsense_and_out_of_range(monkeypatch):
         envfloat("F", 1.0)
 
 
+def test_a_memory_option_with_a_misspelt_value_stops_start_up_naming_the_choices(tmp_path):
+    result = load_settings(tmp_path, QUANTIZE="4bit")
+    assert result.returncode != 0
+    assert "QUANTIZE must be one of none, nf4, int8, not '4bit'" in result.stderr
+
+
 def test_envlist_splits_on_commas(monkeypatch):
     monkeypatch.setenv("HOSTS", " a.example, b.example ,,")
     assert envlist("HOSTS", ["x"]) == ["a.example", "b.example"]

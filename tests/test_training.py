@@ -5,6 +5,7 @@ import signal
 import time
 
 import pytest
+import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
@@ -346,3 +347,103 @@ def test_the_creator_is_told_when_training_ends_either_way(alice, alice_client, 
         run_queued("training")
     failed = Notice.objects.get(user=alice, kind="training_failed")
     assert "revoked or has ended" in failed.body
+
+
+@pytest.fixture
+def fresh_pipelines():
+    """Each test's base-model setting gets its own warm pipeline (the worker keeps one)."""
+    from creator.studio import pipelines
+
+    pipelines.pipeline_cache.cache_clear()
+    yield
+    pipelines.pipeline_cache.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_pipelines")
+def test_a_flux_base_model_trains_and_generates_with_its_own_defaults(
+    alice, alice_client, ready_subject, settings
+):
+    settings.CANDOR_BASE_MODEL = "builtin:tiny-flux"
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    run_queued("training")
+    model = PersonalModel.objects.get()
+    assert model.task.status == Task.Status.SUCCEEDED, model.task.error
+    with safe_open(model.lora.path, framework="pt") as handle:
+        assert handle.metadata()["candor.family"] == "flux"
+        assert all(k.startswith("transformer.") for k in handle.keys())  # noqa: SIM118
+    page = text(alice_client.get(reverse("model_detail", args=[model.pk])))
+    assert "FLUX.1" in page and "Kept the weights from the last step (6)" in page
+
+    generation = studio.generation_start(
+        model=model, user=alice, prompt="@me, portrait", negative_prompt="blurry", seed=4
+    )
+    assert generation.guidance == 3.5  # FLUX.1-dev's guidance, not SD's 7.0
+    run_queued("generation")
+    generation.refresh_from_db()
+    assert generation.task.status == Task.Status.SUCCEEDED, generation.task.error
+    assert Post.objects.count() == 1
+
+
+@pytest.mark.usefixtures("fresh_pipelines")
+def test_a_model_trained_on_another_family_fails_its_generation_with_a_reason(
+    alice, trained_model, settings
+):
+    settings.CANDOR_BASE_MODEL = "builtin:tiny-sdxl"  # the operator changed the base model
+    generation = studio.generation_start(model=trained_model, user=alice, prompt="x", seed=1)
+    with pytest.raises(JobError):
+        run_queued("generation")
+    generation.task.refresh_from_db()
+    assert generation.task.status == Task.Status.FAILED
+    assert generation.task.error.startswith(
+        "This model was trained on a Stable Diffusion 1.x/2.x base model, but the base model "
+        "here is Stable Diffusion XL."
+    )
+    assert not Post.objects.exists()
+
+
+def test_running_out_of_gpu_memory_fails_the_run_with_what_to_try_and_the_worker_goes_on(
+    alice_client, ready_subject, monkeypatch
+):
+    from creator.engine import denoisers
+    from creator.studio import work
+
+    real_predict = denoisers.predict
+
+    def out_of_memory(*args, **kwargs):
+        # This CPU can't run out of GPU memory: the denoiser's first step raises what CUDA would.
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(denoisers, "predict", out_of_memory)
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    with pytest.raises(JobError):
+        run_queued("training")
+    failed = PersonalModel.objects.get()
+    failed.task.refresh_from_db()
+    assert failed.task.status == Task.Status.FAILED
+    assert failed.task.error == work.TRAIN_OUT_OF_MEMORY.format(resolution=64)
+    assert "TRAIN_GRADIENT_CHECKPOINTING=on" in failed.task.error and not failed.lora
+
+    monkeypatch.setattr(denoisers, "predict", real_predict)  # memory freed: the next run works
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    run_queued("training")
+    retried = PersonalModel.objects.latest("pk")
+    assert retried.task.status == Task.Status.SUCCEEDED and retried.lora
+
+
+def test_the_face_weighted_loss_reads_each_photos_face_box_from_the_photo_checks(
+    alice_client, ready_subject, settings
+):
+    from creator.studio import work
+
+    settings.TRAIN_FACE_WEIGHT = 2.0
+    alice_client.post(reverse("training_start", args=[ready_subject.pk]))
+    run_queued("training")
+    model = PersonalModel.objects.get()
+    assert model.task.status == Task.Status.SUCCEEDED, model.task.error
+    assert model.config["face_weight"] == 2.0
+    for photo in ready_subject.photos.all():
+        left, top, right, bottom = work.face_box_in_crop(photo)
+        # The crop is centred on the face with room around it: the box sits inside, mid-crop.
+        assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+        assert 0.3 < (left + right) / 2 < 0.7 and 0.2 < (top + bottom) / 2 < 0.7
+        assert 0.2 < right - left < 0.7

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from creator.engine import families, tiny
-from creator.engine.device import Placement
 from creator.engine.families import Defaults, Family, FamilyError
+
+if TYPE_CHECKING:  # torch-free at import: web pages read families and defaults from here
+    from creator.engine.device import Placement
 
 SETTING = "CANDOR_BASE_MODEL"
 # Memory options for big models on a GPU (QUANTIZE): what each needs and what it costs is in
@@ -75,6 +78,30 @@ def resolve(spec: str, cache_dir: Path) -> BaseModel:
     if spec.startswith(("/", ".", "~")):
         raise BaseModelError(f"{what}: no such folder or file.")
     return BaseModel(spec, "hub", spec)
+
+
+def described(spec: str) -> BaseModel:
+    """What a base-model setting names, read from its files alone: no model is built, loaded or
+    checked for completeness (a web page can ask). Its family is None where it can't be told."""
+    spec = (spec or tiny.TINY_ID).strip()
+    if spec in tiny.TINY_MODELS:
+        return BaseModel(spec, "builtin", "", families.FAMILIES[tiny.TINY_MODELS[spec]])
+    path = Path(spec).expanduser()
+    try:
+        if path.is_dir():
+            family = families.family_of_folder(path)
+            schnell = family is families.FLUX and families.is_schnell(path)
+            return BaseModel(spec, "folder", str(path), family, schnell)
+        if path.is_file():
+            return BaseModel(spec, "file", str(path), families.family_of_checkpoint(path))
+    except FamilyError:
+        pass
+    return BaseModel(spec, "hub", spec)
+
+
+def defaults_for(spec: str) -> Defaults:
+    """The family defaults for a base-model setting (SD's where the family can't be told)."""
+    return described(spec).defaults
 
 
 def _quantization(base: BaseModel, family: Family, quantize: str, where: Placement):

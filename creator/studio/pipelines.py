@@ -42,12 +42,27 @@ def where() -> Placement:
 def load_base_pipeline():
     """A fresh pipeline (training changes the one it is given)."""
     _quiet()
-    return base_models.load_pipeline(base_model(), where())
+    return base_models.load_pipeline(base_model(), where(), quantize=settings.QUANTIZE)
 
 
 @functools.cache
 def pipeline_cache() -> PipelineCache:
-    return PipelineCache(load_base_pipeline, max_adapters=settings.LORA_CACHE_SIZE)
+    return PipelineCache(
+        load_base_pipeline,
+        max_adapters=settings.LORA_CACHE_SIZE,
+        compile=settings.GENERATION_COMPILE,
+    )
+
+
+def free_memory() -> None:
+    """Give back what a failed run held (after an out-of-memory), so the worker goes on."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def local_path(name: str) -> Path:

@@ -9,7 +9,8 @@ from django.db import transaction
 from django.urls import reverse
 
 from config.refusal import Refusal
-from creator.engine import faces, options
+from creator.engine import base_models, faces, options
+from creator.engine.families import Defaults
 from creator.jobs import services as jobs
 from creator.likeness import scope
 from creator.likeness.models import Consent, ReferencePhoto, Subject
@@ -31,6 +32,19 @@ PHOTOS_NOT_CONSENTED = (
 
 class Refused(Refusal):
     """A training or generation request that can't be queued, and why."""
+
+
+def base_defaults(spec: str = "") -> Defaults:
+    """What the base model's family expects, for settings left at 0 (torch-free, no loading)."""
+    return base_models.defaults_for(spec or settings.CANDOR_BASE_MODEL)
+
+
+def generation_defaults(model: PersonalModel) -> tuple[int, float]:
+    """Steps and guidance a generation gets unless it asks: settings, else the family's."""
+    defaults = base_defaults(model.base_model)
+    steps = settings.GENERATION_STEPS or defaults.generation_steps
+    guidance = settings.GENERATION_GUIDANCE
+    return steps, defaults.guidance if guidance < 0 else guidance
 
 
 def training_start(*, subject: Subject) -> PersonalModel:
@@ -125,8 +139,9 @@ def generation_start(
         raise Refused(options.UNKNOWN_STYLE)
     if size not in options.SIZES:
         raise Refused(options.UNKNOWN_SIZE)
-    steps = steps or settings.GENERATION_STEPS
-    guidance = settings.GENERATION_GUIDANCE if guidance is None else guidance
+    default_steps, default_guidance = generation_defaults(model)
+    steps = steps or default_steps
+    guidance = default_guidance if guidance is None else guidance
     if seed is None:
         seed = secrets.randbelow(2**31)
     problem = options.limits_problem(count=count, steps=steps, guidance=guidance, seed=seed)

@@ -1,6 +1,5 @@
 """Pages of the studio: the dashboard, personal models, training runs and generating images."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,7 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from config.confirm import confirm_page, confirmed
 from config.files import stored_file_response
-from creator.engine import options, tiny
+from creator.engine import base_models, options, tiny
 from creator.jobs import selectors as job_selectors
 from creator.jobs import services as jobs
 from creator.jobs.runtime import QueueUnavailable
@@ -73,13 +72,19 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             jobs.task_refresh(task=generation.task)
     post_ids = [pid for g in generations for pid in g.post_ids]
     posts = {str(p.pk): p for p in posts_by_ids(request.user, post_ids)}
+    defaults = services.generation_defaults(model)
+    family = base_models.described(model.base_model).family
+    samples = (task.details or {}).get("samples", []) if task else []
+    kept = next((s for s in samples if s["step"] == model.best_step), None)
     context = {
         "model": model,
         "task": task,
         "generations": [
             (g, [posts[pid] for pid in g.post_ids if pid in posts]) for g in generations
         ],
-        "builtin_base": model.base_model == tiny.TINY_ID,
+        "builtin_base": model.base_model in tiny.TINY_MODELS,
+        "family_label": family.label if family else "",
+        "kept_likeness": kept["likeness"] if kept else None,
         "styles": [(k, v[0]) for k, v in options.STYLES.items()],
         "sizes": [(k, v[0]) for k, v in options.SIZES.items()],
         "max_images": range(1, options.MAX_IMAGES + 1),
@@ -89,8 +94,8 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "min_guidance": options.MIN_GUIDANCE,
             "max_guidance": options.MAX_GUIDANCE,
             "prompt_chars": options.PROMPT_MAX_CHARS,
-            "steps": settings.GENERATION_STEPS,
-            "guidance": settings.GENERATION_GUIDANCE,
+            "steps": defaults[0],
+            "guidance": defaults[1],
         },
         "form": request.session.pop(f"generate-form-{model.pk}", {}),
     }

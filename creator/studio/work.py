@@ -8,6 +8,7 @@ import shutil
 import time
 from dataclasses import asdict
 
+import torch
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
@@ -16,7 +17,7 @@ from django.urls import reverse
 from config.files import STORAGE_FAILED, private_name
 from creator.engine import faces
 from creator.engine.base_models import native_resolution
-from creator.engine.generate import GenerationRequest, LoraRef
+from creator.engine.generate import GenerationRequest, LoraMismatch, LoraRef
 from creator.engine.options import (
     OTHER_PLACEHOLDER,
     STYLES,
@@ -27,7 +28,7 @@ from creator.engine.options import (
 from creator.engine.train import TrainConfig, TrainingStopped, train_lora
 from creator.jobs.runtime import Cancelled, JobError, Progress
 from creator.likeness.models import Consent, ReferencePhoto
-from creator.studio import pipelines
+from creator.studio import pipelines, services
 from creator.studio.models import Generation, PersonalModel
 from creator.studio.services import MODEL_NOT_READY
 from gallery.services import CAPTION_MAX_CHARS, post_create, post_update_caption
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 
 LOSS_POINTS = 200
 CONSENT_REVOKED_DURING = "Consent for this person was revoked or has ended, so this stopped."
+TRAIN_OUT_OF_MEMORY = (
+    "Training ran out of GPU memory at {resolution} px. Try, one at a time: "
+    "TRAIN_GRADIENT_CHECKPOINTING=on, TRAIN_OPTIMIZER=adamw8bit, QUANTIZE=nf4, or a smaller "
+    "TRAIN_RESOLUTION (README: Memory and speed). Then retry this run."
+)
+GENERATION_OUT_OF_MEMORY = (
+    "Making these images ran out of GPU memory. Make fewer images at a time or a smaller size, "
+    "or set QUANTIZE=nf4 (README: Memory and speed)."
+)
 
 
 def _thin(points: list, limit: int = LOSS_POINTS) -> list[list]:
@@ -93,22 +103,14 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
     """Train a model's LoRA in this process, reporting to `progress`."""
     if model.consent.status != Consent.Status.GRANTED or model.consent.ended:
         raise JobError(CONSENT_REVOKED_DURING)
-    crops = [
-        pipelines.local_path(p.crop.name)
-        for p in model.subject.photos.filter(status=ReferencePhoto.Status.OK).exclude(crop="")
-    ]
+    photos = list(
+        model.subject.photos.filter(status=ReferencePhoto.Status.OK).exclude(crop="").order_by("pk")
+    )
+    crops = [pipelines.local_path(p.crop.name) for p in photos]
     progress.phase("Loading the base model")
     pipe = pipelines.load_base_pipeline()
-    steps = settings.TRAIN_STEPS
-    config = TrainConfig(
-        resolution=settings.TRAIN_RESOLUTION or native_resolution(pipe),
-        steps=steps,
-        rank=settings.TRAIN_RANK,
-        learning_rate=settings.TRAIN_LEARNING_RATE,
-        mixed_precision=settings.MIXED_PRECISION,
-        checkpoint_every=settings.TRAIN_CHECKPOINT_EVERY or max(1, steps // 5),
-        seed=model.pk,
-    )
+    config = training_config(model, native_resolution(pipe))
+    steps = config.steps
     report = _TrainingReport(model, progress)
     # Checkpoints live in var/ across retries: a run retried after a crash resumes from them.
     out_dir = settings.VAR_DIR / "training" / f"{model.pk}-{model.task_id}"
@@ -127,9 +129,15 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
             on_progress=report.on_progress,
             on_sample=report.on_sample,
             likeness=_Likeness(model.consent.selfie_embedding),
+            face_boxes=[face_box_in_crop(p) for p in photos],
         )
     except TrainingStopped:
         raise Cancelled() from None
+    except torch.OutOfMemoryError:
+        # The job fails with what to try; the worker lives on with its memory given back.
+        del pipe
+        pipelines.free_memory()
+        raise JobError(TRAIN_OUT_OF_MEMORY.format(resolution=config.resolution)) from None
     try:
         with open(result.lora_path, "rb") as handle:
             model.lora = default_storage.save(
@@ -146,6 +154,36 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
     report.losses = list(result.losses)
     progress.update(steps, steps, message="Trained", details=report.details(), force=True)
     shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def training_config(model: PersonalModel, native: int) -> TrainConfig:
+    """The run's options: the operator's settings, and the base family's defaults for the rest."""
+    defaults = services.base_defaults(model.base_model)
+    steps = settings.TRAIN_STEPS or defaults.train_steps
+    checkpointing = {"on": True, "off": False}.get(settings.TRAIN_GRADIENT_CHECKPOINTING)
+    return TrainConfig(
+        resolution=settings.TRAIN_RESOLUTION or native,
+        steps=steps,
+        rank=settings.TRAIN_RANK or defaults.rank,
+        learning_rate=settings.TRAIN_LEARNING_RATE or defaults.learning_rate,
+        mixed_precision=settings.MIXED_PRECISION,
+        checkpoint_every=settings.TRAIN_CHECKPOINT_EVERY or max(1, steps // 5),
+        seed=model.pk,
+        face_weight=settings.TRAIN_FACE_WEIGHT,
+        optimizer=settings.TRAIN_OPTIMIZER,
+        gradient_checkpointing=checkpointing,
+        compile=settings.TRAIN_COMPILE,
+    )
+
+
+def face_box_in_crop(photo: ReferencePhoto) -> tuple[float, float, float, float] | None:
+    """Where the photo checks found the face, as fractions of the square training crop."""
+    if not photo.face_box:
+        return None
+    left, top, right, bottom = photo.face_box
+    x0, y0, x1, _ = faces.face_crop_box((photo.width, photo.height), tuple(photo.face_box))
+    side = float(x1 - x0) or 1.0
+    return ((left - x0) / side, (top - y0) / side, (right - x0) / side, (bottom - y0) / side)
 
 
 def generation_run(*, generation: Generation, progress: Progress) -> list:
@@ -171,10 +209,16 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
         count=generation.count,
         lora=LoraRef(name=model.lora_sha256, path=str(pipelines.local_path(model.lora.name))),
     )
-    images = cache.generate(
-        request,
-        on_step=lambda step, total: progress.update(step, total, message="Generating"),
-    )
+    try:
+        images = cache.generate(
+            request,
+            on_step=lambda step, total: progress.update(step, total, message="Generating"),
+        )
+    except LoraMismatch as exc:
+        raise JobError(str(exc)) from None
+    except torch.OutOfMemoryError:
+        pipelines.free_memory()
+        raise JobError(GENERATION_OUT_OF_MEMORY) from None
     marking_started = time.monotonic()
     try:
         posts = _file_posts(generation, model, images, prompt, negative, (width, height))
