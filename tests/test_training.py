@@ -373,6 +373,7 @@ def test_a_flux_base_model_trains_and_generates_with_its_own_defaults(
         assert all(k.startswith("transformer.") for k in handle.keys())  # noqa: SIM118
     page = text(alice_client.get(reverse("model_detail", args=[model.pk])))
     assert "FLUX.1" in page and "Kept the weights from the last step (6)" in page
+    assert "FLUX.1 models take no negative prompt" in page and 'name="negative_prompt"' not in page
 
     generation = studio.generation_start(
         model=model, user=alice, prompt="@me, portrait", negative_prompt="blurry", seed=4
@@ -381,7 +382,8 @@ def test_a_flux_base_model_trains_and_generates_with_its_own_defaults(
     run_queued("generation")
     generation.refresh_from_db()
     assert generation.task.status == Task.Status.SUCCEEDED, generation.task.error
-    assert Post.objects.count() == 1
+    post = Post.objects.get()
+    assert post.generation_settings.get("negative_prompt", "") == ""  # none was used
 
 
 @pytest.mark.usefixtures("fresh_pipelines")

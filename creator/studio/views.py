@@ -84,6 +84,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ],
         "builtin_base": model.base_model in tiny.TINY_MODELS,
         "family_label": family.label if family else "",
+        "takes_negative_prompt": family.negative_prompt if family else True,
         "kept_likeness": kept["likeness"] if kept else None,
         "styles": [(k, v[0]) for k, v in options.STYLES.items()],
         "sizes": [(k, v[0]) for k, v in options.SIZES.items()],

@@ -198,6 +198,8 @@ def generation_run(*, generation: Generation, progress: Progress) -> list:
     width, height = size_for(generation.size, native_resolution(cache.pipeline()))
     prompt, style_negative = full_prompt(generation.prompt, generation.style, with_subject=True)
     negative = ", ".join(p for p in (generation.negative_prompt, style_negative) if p)
+    if not cache.family.negative_prompt:
+        negative = ""  # FLUX.1 takes none: the post must not claim one was used
     request = GenerationRequest(
         prompt=prompt,
         negative_prompt=negative,
