@@ -293,3 +293,24 @@ def test_family_defaults_follow_the_model(cache_dir, tmp_path):
     assert base.schnell and (base.defaults.generation_steps, base.defaults.guidance) == (4, 0.0)
     dev = models.resolve(str(cache_dir / "tiny-sdxl-v1"), cache_dir)
     assert (dev.defaults.resolution, dev.defaults.guidance) == (1024, 5.0)
+
+
+def test_a_compiled_denoiser_swaps_creators_without_recompiling(cache_dir, loras):
+    import numpy as np
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = PipelineCache(lambda: pipe_for("sd", cache_dir), compile=True, hotswap_rank=8)
+    eager = PipelineCache(lambda: pipe_for("sd", cache_dir))
+    first, second = (LoraRef(f"sd-{i}", str(p)) for i, p in enumerate(loras["sd"]))
+    graphs = []
+    for lora in (first, second, first):
+        request = GenerationRequest(
+            prompt="a photo", seed=3, steps=2, width=64, height=64, lora=lora
+        )
+        fast = np.asarray(compiled.generate(request)[0], dtype=np.int16)
+        plain = np.asarray(eager.generate(request)[0], dtype=np.int16)
+        assert np.abs(fast - plain).max() <= 2  # the same image, to compiler rounding
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] >= 1 and graphs == [graphs[0]] * 3  # swaps compiled nothing new

@@ -85,6 +85,7 @@ class PipelineCache:
         self.base_loads = 0
         self.adapter_loads = 0
         self._slot: str | None = None  # hot-swap mode: the LoRA now in the one slot
+        self._slot_enabled = True
 
     def pipeline(self):
         with self._lock:
@@ -139,19 +140,25 @@ class PipelineCache:
         pipe.set_adapters([lora.name])
 
     def _activate_slot(self, pipe, lora: LoraRef | None) -> None:
-        """Hot-swap mode: one adapter slot whose weights are replaced in place."""
+        """Hot-swap mode: one adapter slot whose weights are replaced in place. Nothing the
+        compiled graph depends on changes between creators (only tensor values do)."""
         if lora is None:
-            if self._slot is not None:
+            if self._slot is not None and self._slot_enabled:
                 pipe.disable_lora()
+                self._slot_enabled = False
             return
         if self._slot != lora.name:
-            self._load(pipe, lora, HOTSWAP_SLOT, hotswap=self._slot is not None)
-            if self._slot is None and self.compile:
-                model = denoisers.denoiser(pipe, self.family)
-                setattr(pipe, self.family.denoiser, _compiled(model))
+            first = self._slot is None
+            self._load(pipe, lora, HOTSWAP_SLOT, hotswap=not first)
             self._slot = lora.name
-        pipe.enable_lora()
-        pipe.set_adapters([HOTSWAP_SLOT])
+            if first:
+                pipe.set_adapters([HOTSWAP_SLOT])
+                if self.compile:
+                    # In place (nn.Module.compile): the pipeline still sees its adapters.
+                    denoisers.denoiser(pipe, self.family).compile()
+        if not self._slot_enabled:
+            pipe.enable_lora()
+            self._slot_enabled = True
 
     def generate(
         self, request: GenerationRequest, *, on_step: Callable[[int, int], None] | None = None
@@ -186,8 +193,3 @@ class PipelineCache:
                     **denoisers.pipe_options(pipe, self.family),
                 )
             return list(result.images)
-
-
-def _compiled(model):
-    """The denoiser compiled once; LoRA hot-swaps change its weights, not its graph."""
-    return torch.compile(model, fullgraph=False)
