@@ -6,7 +6,12 @@ Same tiny model, resolution, images, batch, steps and LoRA; each variant runs in
 so peak memory is its own. Judged by: ours / naive seconds per step (target <= 0.6) and peak RSS
 (target: not higher).
 
-    python bench/train.py [--steps 30] [--resolution 128] [--images 6] [--batch 1 4] [--json]
+Then one row per base-model family: Candor's trainer on each built-in tiny model (SD 1.x, SDXL,
+FLUX.1) at --family-resolution (64 px, their native size), batch 1, each in its own process:
+seconds per step and peak RSS (no target: the figures show what each family's code path costs).
+
+    python bench/train.py [--steps 30] [--resolution 128] [--images 6] [--batch 1 4]
+                          [--families sd sdxl flux] [--family-resolution 64] [--json]
 """
 
 from __future__ import annotations
@@ -19,20 +24,21 @@ from pathlib import Path
 from _common import emit, median, peak_rss_mb, run_child, table, training_images
 
 WARMUP = 5
+FAMILY_SPECS = {"sd": "builtin:tiny", "sdxl": "builtin:tiny-sdxl", "flux": "builtin:tiny-flux"}
 
 
-def _pipe(cache: Path):
+def _pipe(cache: Path, spec: str = "builtin:tiny"):
     from creator.engine import base_models as models
     from creator.engine.device import placement
 
-    return models.load_pipeline(models.resolve("builtin:tiny", cache), placement())
+    return models.load_pipeline(models.resolve(spec, cache), placement())
 
 
-def run_ours(args, work: Path) -> dict:
+def run_ours(args, work: Path, spec: str = "builtin:tiny") -> dict:
     from creator.engine.train import TrainConfig, train_lora
 
     images = training_images(work / "images", args.images)
-    pipe = _pipe(work / "models")
+    pipe = _pipe(work / "models", spec)
     config = TrainConfig(
         resolution=args.resolution,
         steps=args.steps + WARMUP,
@@ -52,7 +58,7 @@ def run_ours(args, work: Path) -> dict:
     train_lora(
         config,
         pipe=pipe,
-        base_id="builtin:tiny",
+        base_id=spec,
         images=images,
         out_dir=work / "out",
         should_stop=should_stop,
@@ -69,7 +75,7 @@ def run_naive(args, work: Path) -> dict:
     from diffusers import DDPMScheduler
     from peft import LoraConfig
 
-    from creator.engine.train import LORA_TARGETS
+    from creator.engine.denoisers import UNET_LORA_TARGETS as LORA_TARGETS
 
     images = training_images(work / "images", args.images)
     pipe = _pipe(work / "models")
@@ -132,16 +138,24 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument(
+        "--families", nargs="*", choices=list(FAMILY_SPECS), default=list(FAMILY_SPECS)
+    )
+    parser.add_argument("--family-resolution", type=int, default=64)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--variant", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=["ours", "naive", "family"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", default="builtin:tiny", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.variant:
         import json
 
         with tempfile.TemporaryDirectory() as tmp:
-            runner = run_ours if args.variant == "ours" else run_naive
-            print(json.dumps(runner(args, Path(tmp))))
+            if args.variant == "naive":
+                result = run_naive(args, Path(tmp))
+            else:
+                result = run_ours(args, Path(tmp), args.spec)
+            print(json.dumps(result))
         return
 
     env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "2"}
@@ -179,9 +193,37 @@ def main() -> None:
         f"tiny SD model, {args.resolution} px, {args.images} images, "
         f"{args.steps} timed steps after {WARMUP} warm-up, median seconds per step"
     )
-    emit(
-        header + "\n" + table(rows, ["batch", "loop", "s/step", "peak RSS MB"]), figures, args.json
-    )
+    text = header + "\n" + table(rows, ["batch", "loop", "s/step", "peak RSS MB"])
+
+    family_rows, figures["families"] = [], {}
+    for family in args.families:
+        spec = FAMILY_SPECS[family]
+        common = [
+            "--steps", str(args.steps), "--resolution", str(args.family_resolution),
+            "--images", str(args.images), "--batch", "1",
+        ]  # fmt: skip
+        ours = run_child([__file__, *common, "--variant", "family", "--spec", spec], env)
+        family_rows.append(
+            {
+                "family": family,
+                "base model": spec,
+                "s/step": f"{ours['s_per_step']:.4f}",
+                "peak RSS MB": f"{ours['peak_rss_mb']:.0f}",
+            }
+        )
+        figures["families"][family] = {
+            "spec": spec,
+            "resolution": args.family_resolution,
+            "s_per_step": round(ours["s_per_step"], 5),
+            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        }
+    if family_rows:
+        text += (
+            f"\n\nCandor's trainer per family: built-in tiny models, {args.family_resolution} px, "
+            f"batch 1, {args.steps} timed steps after {WARMUP} warm-up\n"
+            + table(family_rows, ["family", "base model", "s/step", "peak RSS MB"])
+        )
+    emit(text, figures, args.json)
 
 
 if __name__ == "__main__":

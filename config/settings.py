@@ -53,7 +53,9 @@ INSTALLED_APPS = [
     "creator.notices",
     "creator.likeness",
     "creator.studio",
+    "creator.api",
     "gallery",
+    "ninja",  # the API docs' own static files (no CDN)
 ]
 
 MIDDLEWARE = [
@@ -273,6 +275,8 @@ GENERATION_STEPS = envint("GENERATION_STEPS", 0, minimum=0)
 GENERATION_GUIDANCE = envfloat("GENERATION_GUIDANCE", -1.0, minimum=-1.0)
 GENERATION_COMPILE = envbool("GENERATION_COMPILE", False)  # compiled denoiser, hot-swapped LoRAs
 LORA_CACHE_SIZE = envint("LORA_CACHE_SIZE", 4, minimum=1)
+# How long the API keeps the answer to a POST sent with an Idempotency-Key.
+API_IDEMPOTENCY_HOURS = envint("API_IDEMPOTENCY_HOURS", 24, minimum=1)
 
 # Content Credentials. Without a chain and key, an instance CA and signing certificate are made
 # under C2PA_KEYS_DIR on first use.
@@ -314,3 +318,22 @@ if TRUST_X_FORWARDED_FOR and not TRUSTED_PROXY_HOPS:
 # A browser that logged in to an account is remembered this long (a signed cookie): guesses at
 # the account from elsewhere then cannot lock that browser out.
 LOGIN_KNOWN_DEVICE_DAYS = envint("LOGIN_KNOWN_DEVICE_DAYS", 90, minimum=1)
+
+# API tokens
+# Requests per sliding minute per personal API token; more are answered 429 with Retry-After.
+API_RATE_LIMIT = envint("API_RATE_LIMIT", 120, minimum=1)
+
+# Webhooks (creator/notices/webhooks.py; README "Webhooks")
+# Private, loopback and link-local receivers are refused unless this is on (self-hosted setups).
+WEBHOOK_ALLOW_PRIVATE = envbool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = envfloat("WEBHOOK_TIMEOUT", 5.0, minimum=0.1)  # seconds to connect, and to answer
+# Seconds to wait before each attempt, the first included (~27 h in all); same webhook-id each time.
+_WEBHOOK_RETRIES = ["0", "5", "300", "1800", "7200", "18000", "36000", "36000"]
+try:
+    WEBHOOK_RETRY_DELAYS = [float(s) for s in envlist("WEBHOOK_RETRY_DELAYS", _WEBHOOK_RETRIES)]
+except ValueError:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS: seconds, separated by commas.") from None
+if not WEBHOOK_RETRY_DELAYS or min(WEBHOOK_RETRY_DELAYS) < 0:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS: seconds (0 or more), separated by commas.")
+# An endpoint whose deliveries were given up this many times in a row is turned off (with a notice).
+WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", 5, minimum=1)

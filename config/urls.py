@@ -21,5 +21,6 @@ urlpatterns = [
     path("", include("creator.notices.urls")),
     path("", include("creator.likeness.urls")),
     path("", include("creator.studio.urls")),
+    path("", include("creator.api.urls")),
     path("", include("gallery.urls")),
 ]

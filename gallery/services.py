@@ -17,7 +17,7 @@ from PIL import Image
 
 from config.files import delete_files_on_commit, new_token, private_name
 from config.refusal import Refusal
-from gallery import signing
+from gallery import signals, signing
 from gallery.models import Credential, GalleryShare, Post
 from gallery.provenance.c2pa import Parent
 from gallery.provenance.manifest import ImageFacts, derivation
@@ -162,17 +162,27 @@ def _check_may_go_out(post: Post) -> None:
         raise Refusal(CONSENT_ENDED.format(date=ends))
 
 
+def _changed(post: Post, change: str) -> None:
+    signals.post_changed.send(sender=Post, post_id=post.pk, owner_id=post.owner_id, change=change)
+
+
 def post_publish(*, post: Post) -> Post:
     _check_may_go_out(post)
+    was_public = post.is_public
     post.visibility = Post.Visibility.PUBLIC
     post.published_at = post.published_at or timezone.now()
     post.save(update_fields=["visibility", "published_at"])
+    if not was_public:
+        _changed(post, signals.PUBLISHED)
     return post
 
 
 def post_unpublish(*, post: Post) -> Post:
+    was_public = post.is_public
     post.visibility = Post.Visibility.PRIVATE
     post.save(update_fields=["visibility"])
+    if was_public:
+        _changed(post, signals.UNPUBLISHED)
     return post
 
 
@@ -211,9 +221,14 @@ def consent_withdrawn(*, consent_id: int) -> int:
     Credential.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
         consent_revoked_at=now
     )
-    return Post.objects.filter(consent_id=consent_id, consent_revoked_at=None).update(
+    posts = Post.objects.filter(consent_id=consent_id, consent_revoked_at=None)
+    down = list(posts.only("pk", "owner_id"))
+    taken_down = posts.update(
         visibility=Post.Visibility.PRIVATE, share_token="", consent_revoked_at=now
     )
+    for post in down:
+        _changed(post, signals.TAKEN_DOWN)
+    return taken_down
 
 
 def post_withdraw(*, post: Post) -> Post:
@@ -224,8 +239,11 @@ def post_withdraw(*, post: Post) -> Post:
         Credential.objects.filter(post=post, withdrawn_at=None).update(withdrawn_at=now)
         post.visibility = Post.Visibility.PRIVATE
         post.share_token = ""
+        was_withdrawn = post.withdrawn_at is not None
         post.withdrawn_at = post.withdrawn_at or now
         post.save(update_fields=["visibility", "share_token", "withdrawn_at"])
+        if not was_withdrawn:
+            _changed(post, signals.TAKEN_DOWN)
     return post
 
 

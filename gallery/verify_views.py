@@ -36,14 +36,14 @@ def result_path(verdict: Verdict) -> str:
     return reverse("verify_result", args=[token])
 
 
-def _limited(request: HttpRequest) -> int:
+def limited(request: HttpRequest) -> int:
     """Count a verification; when over the limit, the seconds to wait instead (else 0)."""
     return ratelimit.attempt(
         "verify", ratelimit.client_ip(request), limit=settings.VERIFY_RATE_LIMIT, window=WINDOW
     )
 
 
-def _check(request: HttpRequest) -> tuple[Verdict | None, str, int]:
+def check(request: HttpRequest) -> tuple[Verdict | None, str, int]:
     """(verdict, error message, HTTP status) for the uploaded field `image`."""
     upload = request.FILES.get("image")
     if upload is None:
@@ -58,7 +58,7 @@ def _check(request: HttpRequest) -> tuple[Verdict | None, str, int]:
         return None, str(exc), 503
 
 
-def _busy_wait(status: int) -> int:
+def busy_wait(status: int) -> int:
     """Seconds for Retry-After: set only when the verifier was busy."""
     return BUSY_RETRY_AFTER if status == 503 else 0
 
@@ -67,25 +67,25 @@ def _busy_wait(status: int) -> int:
 def verify_page(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "gallery/verify.html", {})
-    if wait := _limited(request):
+    if wait := limited(request):
         response = render(request, "gallery/verify.html", {"error": TOO_MANY}, status=429)
         return ratelimit.with_retry_after(response, wait)
-    verdict, error, status = _check(request)
+    verdict, error, status = check(request)
     share = result_path(verdict) if verdict and verdict.credential else ""
     context = {"verdict": verdict, "error": error, "share_path": share}
     response = render(request, "gallery/verify.html", context, status=status)
-    return ratelimit.with_retry_after(response, _busy_wait(status))
+    return ratelimit.with_retry_after(response, busy_wait(status))
 
 
 @csrf_exempt  # changes nothing and stores nothing: any client may call it
 @require_POST
 def verify_api(request: HttpRequest) -> JsonResponse:
-    if wait := _limited(request):
+    if wait := limited(request):
         return ratelimit.with_retry_after(JsonResponse({"error": TOO_MANY}, status=429), wait)
-    verdict, error, status = _check(request)
+    verdict, error, status = check(request)
     if verdict is None:
         response = JsonResponse({"error": error}, status=status)
-        return ratelimit.with_retry_after(response, _busy_wait(status))
+        return ratelimit.with_retry_after(response, busy_wait(status))
     payload = verdict.as_json()
     if verdict.credential is not None:
         payload["share_url"] = request.build_absolute_uri(result_path(verdict))

@@ -1,7 +1,21 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 
-from creator.accounts.models import EMAIL_TAKEN, HANDLE_TAKEN, RESERVED_HANDLES, User
+from creator.accounts.models import (
+    EMAIL_TAKEN,
+    HANDLE_TAKEN,
+    RESERVED_HANDLES,
+    SCOPE_LABELS,
+    SCOPES,
+    TOKEN_NAME_MAX_LENGTH,
+    User,
+)
+from creator.accounts.tokens import (
+    TOKEN_NAME_REQUIRED,
+    TOKEN_NAME_TOO_LONG,
+    TOKEN_SCOPE_UNKNOWN,
+    TOKEN_SCOPES_REQUIRED,
+)
 
 HANDLE_RESERVED = "That handle is reserved. Try another one."
 LOGIN_FAILED = (
@@ -39,3 +53,20 @@ class LoginForm(AuthenticationForm):
         field.label = "Handle or email"
         field.max_length = 254
         field.widget.attrs.update(maxlength=254, autocomplete="username")
+
+
+class ApiTokenForm(forms.Form):
+    """Name and scopes of a new token; tokens.token_create checks the same rules, with the same
+    messages, for the command line."""
+
+    name = forms.CharField(
+        max_length=TOKEN_NAME_MAX_LENGTH,
+        error_messages={"required": TOKEN_NAME_REQUIRED, "max_length": TOKEN_NAME_TOO_LONG},
+        help_text="What uses it, e.g. “backup script”.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, SCOPE_LABELS[scope]) for scope in SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": TOKEN_SCOPES_REQUIRED, "invalid_choice": TOKEN_SCOPE_UNKNOWN},
+        label="It may",
+    )

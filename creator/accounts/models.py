@@ -86,3 +86,44 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         return self.display_name or self.handle
+
+
+# Personal API tokens. What a token may do, with the words the account page uses; the API
+# checks these names, so they never change once issued.
+SCOPES = ("read", "write", "train")
+SCOPE_TITLES = {"read": "Read", "write": "Write", "train": "Train & generate"}
+SCOPE_LABELS = {
+    "read": "Read your subjects, models, posts",
+    "write": "Change them: upload photos, publish, delete",
+    "train": "Start training and generation (uses the worker)",
+}
+TOKEN_NAME_MAX_LENGTH = 60
+TOKENS_MAX_ACTIVE = 20  # per user
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 digest is kept: the token itself is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=TOKEN_NAME_MAX_LENGTH)
+    # The token's first characters, shown in lists so its owner can tell tokens apart.
+    prefix = models.CharField(max_length=12)
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def scope_titles(self) -> list[str]:
+        return [SCOPE_TITLES[s] for s in SCOPES if s in self.scopes]

@@ -32,4 +32,6 @@ urlpatterns = [
     ),
     path("account/", views.account, name="account"),
     path("account/delete/", views.account_delete, name="account_delete"),
+    path("account/tokens/", views.token_create, name="token_create"),
+    path("account/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
 ]

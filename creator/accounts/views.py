@@ -3,13 +3,18 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_safe
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from config import ratelimit
-from creator.accounts import auth, services
-from creator.accounts.forms import LoginForm, SignupForm
+from config.confirm import confirm_page, confirmed
+from creator.accounts import auth, services, tokens
+from creator.accounts.forms import ApiTokenForm, LoginForm, SignupForm
+from creator.accounts.models import ApiToken
 
 TOO_MANY_ATTEMPTS = (
     "Too many attempts from your network. For your safety, please wait a while and try again."
@@ -21,6 +26,7 @@ TOO_MANY_FOR_ACCOUNT = (
 LOGIN_WINDOW = 15 * 60
 SIGNUP_WINDOW = 3600
 RESET_WINDOW = 3600
+TOKEN_REVOKED = "Token “{name}” revoked. It no longer works."  # noqa: S105 - a message
 PASSWORD_WRONG = "That password is not right. Your account was not deleted."  # noqa: S105 - a message, not a password
 
 
@@ -129,10 +135,70 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().post(request, *args, **kwargs)
 
 
+# The session key that carries a just-made token to the one page view that shows it.
+NEW_TOKEN_SESSION_KEY = "api_token_new"  # noqa: S105 - a key name, not a secret
+
+
+def _account_page(
+    request: HttpRequest, *, form: ApiTokenForm | None = None, status: int = 200
+) -> HttpResponse:
+    context = {
+        "api_tokens": request.user.api_tokens.filter(revoked_at__isnull=True),
+        "token_form": form or ApiTokenForm(initial={"scopes": ["read"]}),
+        # Shown once: taken out of the session by the first page view after it was made.
+        "new_token": request.session.pop(NEW_TOKEN_SESSION_KEY, None),
+    }
+    return render(request, "accounts/account.html", context, status=status)
+
+
+@never_cache  # the page may show a new token: no copy of it in any cache
 @login_required
 @require_safe
 def account(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/account.html")
+    return _account_page(request)
+
+
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            token, raw = tokens.token_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            request.session[NEW_TOKEN_SESSION_KEY] = {"name": token.name, "raw": raw}
+            return redirect(reverse("account") + "#api-tokens")
+    return _account_page(request, form=form, status=400)
+
+
+def _get_token_for_user(request: HttpRequest, pk: int) -> ApiToken:
+    return get_object_or_404(ApiToken, pk=pk, user=request.user)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = _get_token_for_user(request, pk)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Revoke the API token “{token.name}”?",
+            consequences=[
+                f"the token “{token.name}” ({token.prefix}…): "
+                "scripts and apps that use it stop working at once"
+            ],
+            button="Revoke token",
+            cancel_url=reverse("account") + "#api-tokens",
+        )
+    tokens.token_revoke(token=token)
+    messages.success(request, TOKEN_REVOKED.format(name=token.name))
+    return redirect(reverse("account") + "#api-tokens")
 
 
 @login_required

@@ -43,6 +43,8 @@ def photos_check(task, progress, *, subject_id: int, photo_ids: list[int]):
         services.subject_identity_refresh(subject=subject)
     results = services.photo_check_results(results, kept)  # as the photos' cards say
     accepted = sum(r["ok"] for r in results)
+    if subject is not None:
+        services.photos_checked_event(subject=subject, accepted=accepted, checked=total)
     progress.update(
         total,
         total,

@@ -33,6 +33,7 @@ from creator.likeness.models import (
     Subject,
     hash_token,
 )
+from creator.notices import webhooks
 from creator.notices.services import notify
 from gallery.services import consent_withdrawn, post_withdraw
 from imaging.decode import jpeg_bytes
@@ -314,6 +315,19 @@ def photo_check_results(results: list[dict], photo_ids: list[int | None]) -> lis
     ]
 
 
+def photos_checked_event(*, subject: Subject, accepted: int, checked: int) -> None:
+    """Tell the owner's webhooks that a batch of photo checks finished."""
+    usable = subject.photos.filter(status=ReferencePhoto.Status.OK).count()
+    data = {
+        "subject_id": subject.pk,
+        "checked": checked,
+        "accepted": accepted,
+        "usable_photos": usable,
+        "url": webhooks.site_url(reverse("subject_detail", args=[subject.pk])),
+    }
+    webhooks.emit(user=subject.owner_id, event="photos.checked", data=data)
+
+
 def photo_checks_sync(*, subject: Subject) -> None:
     """Rewrite the summaries of the subject's photo checks from the photos as they are now: a
     photo flagged or removed since reads so there too. A running check writes its own at its end."""
@@ -381,6 +395,7 @@ def consent_by_selfie(
             **_granted_fields(match, consent_scope, timezone.now()),
         )
         subject_identity_refresh(subject=subject)
+        _consent_event(consent, "consent.given")
     return consent
 
 
@@ -465,6 +480,7 @@ def consent_answer_link(
             consent.save(update_fields=["status", "declined_at"])
             if block_face:
                 _block(_reference_signature(consent.subject))
+            _consent_event(consent, "consent.declined")
         _tell_creator(consent, "consent_declined")
         return consent
     if len(signed_name) > SIGNED_NAME_MAX:
@@ -479,6 +495,7 @@ def consent_answer_link(
         consent.signed_name = signed_name
         consent.save()
         subject_identity_refresh(subject=consent.subject)
+        _consent_event(consent, "consent.given")
     _tell_creator(consent, "consent_given")
     return consent
 
@@ -501,6 +518,8 @@ def consent_revoke(
             signatures = [c.selfie_embedding for c in granted if c.selfie_embedding]
             _block(*(signatures or [_reference_signature(subject)]))
         subject_identity_refresh(subject=subject)
+        for consent in granted:
+            _consent_event(consent, "consent.revoked", revoked_by=by, posts_taken_down=taken_down)
     if tell and granted and (by == "subject" or taken_down):
         kind = "consent_revoked" if by == "subject" else "posts_taken_down"
         _tell_creator(granted[0], kind, taken_down=taken_down)
@@ -574,6 +593,23 @@ def consent_links_resend(*, email: str, request_url) -> int:
 
 
 # --- telling the creator ---------------------------------------------------------------------
+
+
+def _consent_event(consent: Consent, event: str, **facts) -> None:
+    """A webhook event about a consent: ids and its state only, never face data or names."""
+    subject = consent.subject
+    if subject is None:
+        return
+    consent.refresh_from_db(fields=["status"])
+    data = {
+        "consent_id": consent.pk,
+        "subject_id": subject.pk,
+        "state": consent.status,
+        "method": consent.method,
+        "url": webhooks.site_url(reverse("subject_detail", args=[subject.pk])),
+        **facts,
+    }
+    webhooks.emit(user=subject.owner_id, event=event, data=data)
 
 
 def _tell_creator(consent: Consent, kind: str, *, taken_down: int = 0) -> None:

@@ -47,10 +47,15 @@ def load_base_pipeline():
 
 @functools.cache
 def pipeline_cache() -> PipelineCache:
+    from creator.studio.services import base_defaults
+
+    # Hot-swapping pads every LoRA to one rank: the largest this instance trains, no larger.
+    rank = settings.TRAIN_RANK or base_defaults().rank
     return PipelineCache(
         load_base_pipeline,
         max_adapters=settings.LORA_CACHE_SIZE,
         compile=settings.GENERATION_COMPILE,
+        hotswap_rank=rank,
     )
 
 

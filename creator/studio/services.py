@@ -47,8 +47,9 @@ def generation_defaults(model: PersonalModel) -> tuple[int, float]:
     return steps, defaults.guidance if guidance < 0 else guidance
 
 
-def training_start(*, subject: Subject) -> PersonalModel:
-    """Queue a training run for a subject that is ready (enough good photos and consent)."""
+def training_start(*, subject: Subject, requested: dict | None = None) -> PersonalModel:
+    """Queue a training run for a subject that is ready (enough good photos and consent).
+    `requested` options (steps, rank, learning_rate, face_weight) override the settings."""
     readiness = subject_readiness(subject)
     if not readiness.ready:
         raise Refused(NOT_READY.format(reasons=" ".join(readiness.reasons)))
@@ -64,6 +65,7 @@ def training_start(*, subject: Subject) -> PersonalModel:
             name=f"{subject.name} · model {number}",
             number=number,
             base_model=settings.CANDOR_BASE_MODEL,
+            config={"requested": dict(requested or {})},
             base_model_label=settings.CANDOR_BASE_MODEL_LABEL
             or options.base_model_label(settings.CANDOR_BASE_MODEL),
         )

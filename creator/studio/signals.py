@@ -2,13 +2,15 @@
 
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
+from django.urls import reverse
 
 from config.files import delete_files_on_commit
-from creator.jobs.runtime import task_finished
+from creator.jobs.runtime import housekeeping, task_finished
 from creator.likeness.services import consent_revoked
+from creator.notices import webhooks
 from creator.notices.services import notify
 from creator.studio import services
-from creator.studio.models import PersonalModel
+from creator.studio.models import Generation, PersonalModel
 
 
 @receiver(consent_revoked)
@@ -56,3 +58,37 @@ def _owner_told_when_a_job_ends(sender, task, **kwargs):
             link=task.link,
             email=False,
         )
+
+
+@receiver(task_finished)
+def _webhooks_when_a_job_ends(sender, task, **kwargs):
+    """Training and generation that end, either way, are webhook events (a cancel is not)."""
+    outcome = {task.Status.SUCCEEDED: "succeeded", task.Status.FAILED: "failed"}.get(task.status)
+    if outcome is None:
+        return
+    data = {"task_id": str(task.pk), "state": task.status}
+    if outcome == "failed":
+        data["error"] = task.error
+    if task.kind == "training":
+        model = PersonalModel.objects.filter(task=task).first()
+        if model is None:
+            return
+        data |= {"model_id": model.pk, "subject_id": model.subject_id}
+        data["url"] = webhooks.site_url(reverse("model_detail", args=[model.pk]))
+    elif task.kind == "generation":
+        generation = Generation.objects.filter(task=task).first()
+        if generation is None:
+            return
+        data |= {"generation_id": generation.pk, "model_id": generation.model_id}
+        data["post_ids"] = [str(pk) for pk in generation.post_ids]
+        data["url"] = webhooks.site_url(reverse("model_detail", args=[generation.model_id]))
+    else:
+        return
+    webhooks.emit(user=task.owner_id, event=f"{task.kind}.{outcome}", data=data)
+
+
+@receiver(housekeeping)
+def _webhooks_sent(sender, **kwargs):
+    # Webhook retries fall due over a day; the worker sends them (creator/notices/webhooks.py).
+    # Connected here because notices sits below the job runtime and can't hear its signals.
+    webhooks.deliveries_sweep()

@@ -28,6 +28,7 @@ from creator.engine.options import (
 from creator.engine.train import TrainConfig, TrainingStopped, train_lora
 from creator.jobs.runtime import Cancelled, JobError, Progress
 from creator.likeness.models import Consent, ReferencePhoto
+from creator.notices import webhooks
 from creator.studio import pipelines, services
 from creator.studio.models import Generation, PersonalModel
 from creator.studio.services import MODEL_NOT_READY
@@ -78,12 +79,31 @@ class _TrainingReport:
         self.progress = progress
         self.losses: list = []
         self.samples: list[dict] = []
+        self.percent_seen = 0  # the last training.progress milestone passed
 
     def details(self) -> dict:
         return {"model_id": self.model.pk, "loss": _thin(self.losses), "samples": self.samples}
 
     def on_progress(self, report) -> None:
         self.losses = list(report.losses)
+        # Webhooks hear of 25, 50 and 75 % once each (reports are at most once a second, so
+        # one report may pass two milestones).
+        percent = 100 * report.step // report.total if report.total else 0
+        for milestone in webhooks.TRAINING_MILESTONES:
+            if self.percent_seen < milestone <= percent:
+                webhooks.emit(
+                    user=self.model.subject.owner_id,
+                    event="training.progress",
+                    data={
+                        "model_id": self.model.pk,
+                        "subject_id": self.model.subject_id,
+                        "percent": milestone,
+                        "step": report.step,
+                        "total": report.total,
+                        "url": webhooks.site_url(reverse("model_detail", args=[self.model.pk])),
+                    },
+                )
+        self.percent_seen = max(self.percent_seen, percent)
         message = f"{report.phase} · loss {report.loss:.4f}" if report.step else report.phase
         # A cancel is noticed by the trainer's `should_stop`, its one way to stop: it keeps
         # the last checkpoint. A report that finds the run cancelled is simply not written.
@@ -149,7 +169,8 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
     model.lora_sha256 = result.sha256
     model.best_step = result.best_step
     model.seconds_per_step = result.seconds_per_step
-    model.config = {**asdict(config), "resumed_from": result.resumed_from}
+    asked = (model.config or {}).get("requested", {})
+    model.config = {**asdict(config), "resumed_from": result.resumed_from, "requested": asked}
     model.save()
     report.losses = list(result.losses)
     progress.update(steps, steps, message="Trained", details=report.details(), force=True)
@@ -159,17 +180,20 @@ def model_train(*, model: PersonalModel, progress: Progress) -> None:
 def training_config(model: PersonalModel, native: int) -> TrainConfig:
     """The run's options: the operator's settings, and the base family's defaults for the rest."""
     defaults = services.base_defaults(model.base_model)
-    steps = settings.TRAIN_STEPS or defaults.train_steps
+    asked = (model.config or {}).get("requested", {})  # what an API client asked for
+    steps = asked.get("steps") or settings.TRAIN_STEPS or defaults.train_steps
     checkpointing = {"on": True, "off": False}.get(settings.TRAIN_GRADIENT_CHECKPOINTING)
     return TrainConfig(
         resolution=settings.TRAIN_RESOLUTION or native,
         steps=steps,
-        rank=settings.TRAIN_RANK or defaults.rank,
-        learning_rate=settings.TRAIN_LEARNING_RATE or defaults.learning_rate,
+        rank=asked.get("rank") or settings.TRAIN_RANK or defaults.rank,
+        learning_rate=asked.get("learning_rate")
+        or settings.TRAIN_LEARNING_RATE
+        or defaults.learning_rate,
         mixed_precision=settings.MIXED_PRECISION,
         checkpoint_every=settings.TRAIN_CHECKPOINT_EVERY or max(1, steps // 5),
         seed=model.pk,
-        face_weight=settings.TRAIN_FACE_WEIGHT,
+        face_weight=asked.get("face_weight", settings.TRAIN_FACE_WEIGHT),
         optimizer=settings.TRAIN_OPTIMIZER,
         gradient_checkpointing=checkpointing,
         compile=settings.TRAIN_COMPILE,
