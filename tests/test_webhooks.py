@@ -479,3 +479,19 @@ def test_the_pages_need_a_login_and_a_csrf_token(alice, anonymous, receiver):
     response = client.post(reverse("webhooks"), {"url": receiver.url, "all_events": "on"})
     assert response.status_code == 403
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_finished_photo_checks_send_photos_checked_with_the_counts(
+    alice, alice_client, alice_subject, receiver
+):
+    from tests.conftest import run_photo_checks, upload_files
+
+    endpoint_for(alice, receiver, events=["photos.checked"])
+    files = {f"me{i}.jpg": images.encode(images.astronaut_variant(i)) for i in range(3)}
+    upload_files(alice_client, alice_subject, files)
+    run_photo_checks()
+    send_all()
+    assert [e["type"] for e in receiver.events] == ["photos.checked"]
+    data = receiver.events[0]["data"]
+    assert data["subject_id"] == alice_subject.pk and data["checked"] == 3
+    assert data["usable_photos"] == alice_subject.photos.filter(status="ok").count() == 3
