@@ -271,8 +271,7 @@ def model_weights(request, model_id: int):
 def model_sample(request, model_id: int, step: int):
     need(request, "read")
     model = owned_model(request, model_id)
-    samples = (model.task.details.get("samples", []) if model.task else []) or []
-    name = next((s["name"] for s in samples if s["step"] == step), "")
+    name = model.sample_file(step)
     if not name:
         raise not_found("sample")
     return stored_file_response(name, content_type="image/png")

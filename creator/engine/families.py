@@ -142,27 +142,21 @@ def missing_parts(folder: Path) -> list[str]:
     return missing
 
 
-def safetensors_keys(path: Path) -> list[str]:
-    """Tensor names in a .safetensors file, read from its JSON header (no torch, no weights)."""
+def safetensors_header(path: Path) -> dict:
+    """A .safetensors file's JSON header: tensor names (and shapes) plus `__metadata__`, read
+    without torch and without the weights."""
     try:
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             if length > 100_000_000:
                 raise ValueError("header too large")
-            header = json.loads(handle.read(length))
+            return json.loads(handle.read(length))
     except (OSError, ValueError, struct.error) as exc:
         raise FamilyError(f"{path} is not a readable .safetensors file ({exc}).") from exc
-    return [k for k in header if k != "__metadata__"]
 
 
-def safetensors_metadata(path: Path) -> dict[str, str]:
-    try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(min(length, 100_000_000)))
-    except (OSError, ValueError, struct.error):
-        return {}
-    return dict(header.get("__metadata__") or {})
+def safetensors_keys(path: Path) -> list[str]:
+    return [k for k in safetensors_header(path) if k != "__metadata__"]
 
 
 def family_of_checkpoint(path: Path, what: str | None = None) -> Family:
@@ -184,10 +178,11 @@ def family_of_checkpoint(path: Path, what: str | None = None) -> Family:
 
 def lora_family(path: Path) -> str | None:
     """The family a LoRA file was trained for: Candor's own tag, else guessed from its keys."""
-    tagged = safetensors_metadata(path).get("candor.family")
+    header = safetensors_header(path)  # read once: the tag, else the tensor names
+    tagged = (header.get("__metadata__") or {}).get("candor.family")
     if tagged:
         return tagged
-    keys = safetensors_keys(path)
+    keys = [k for k in header if k != "__metadata__"]
     if any(k.startswith(("transformer.", "lora_transformer_")) for k in keys):
         return FLUX.name
     if any(k.startswith(("text_encoder_2.", "lora_te2_")) for k in keys):

@@ -358,12 +358,6 @@ def _on(option: bool | None, where: Placement) -> bool:
     return where.is_cuda if option is None else option
 
 
-def noise_scheduler(pipe):
-    """The training scheduler for `pipe`'s model; refuses a prediction type it can't train."""
-    family = families.family_of_pipeline_class(type(pipe).__name__) or SD
-    return denoisers.train_scheduler(pipe, family)
-
-
 def encode_latents(
     vae, images: list[Path], config: TrainConfig, where: Placement
 ) -> tuple[torch.Tensor, torch.Tensor]:

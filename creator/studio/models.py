@@ -31,6 +31,11 @@ class PersonalModel(models.Model):
     def __str__(self) -> str:
         return self.name or f"Model {self.pk} of {self.subject}"
 
+    def sample_file(self, step: int) -> str:
+        """The stored name of the training sample drawn at `step` ("" when there is none)."""
+        samples = (self.task.details.get("samples", []) if self.task else []) or []
+        return next((s["name"] for s in samples if s["step"] == step), "")
+
     @property
     def public_name(self) -> str:
         """How posts and credentials name it: the creator's handle, not the depicted person."""

@@ -107,9 +107,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def model_sample(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     model = _get_model_for_user(request, pk)
-    samples = (model.task.details.get("samples", []) if model.task else []) or []
-    name = next((s["name"] for s in samples if s["step"] == step), "")
-    return stored_file_response(name, content_type="image/png")
+    return stored_file_response(model.sample_file(step), content_type="image/png")
 
 
 def _number(raw: str, kind, field: str):
