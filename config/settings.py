@@ -285,6 +285,9 @@ C2PA_CERT_CHAIN_FILE = envstr("C2PA_CERT_CHAIN_FILE")
 C2PA_PRIVATE_KEY_FILE = envstr("C2PA_PRIVATE_KEY_FILE")
 C2PA_TRUST_ANCHORS_FILE = envstr("C2PA_TRUST_ANCHORS_FILE")
 C2PA_TSA_URL = envstr("C2PA_TSA_URL")
+# The visible label a post kit burns into files for platforms that strip metadata, unless the
+# creator picks another (gallery/labels.py LABEL_STYLES; a test keeps the two lists equal).
+LABEL_STYLE = envchoice("LABEL_STYLE", "badge", ("badge", "eu", "text"))
 VERIFY_RATE_LIMIT = envint("VERIFY_RATE_LIMIT", 30, minimum=1)  # per client address per minute
 # Decoding time and memory follow the pixels an image declares (a JPEG's entropy decoding runs
 # over every block even when fewer are kept): at 16 MP a verification takes about half a second

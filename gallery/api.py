@@ -9,16 +9,17 @@ from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import File, Router, Schema, Status
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from config.api import ApiError, Page, errors, need, not_found, page
 from config.files import stored_file_response
 from config.refusal import Refusal
-from gallery import services, verify_views
+from gallery import labelling, postkit, services, verify_views
 from gallery.models import Post
+from imaging.sniff import too_large
 
 router = Router(tags=["posts"])
 verify_router = Router(tags=["verify"])
@@ -50,6 +51,13 @@ class PostOut(Schema):
     public_url: str | None
     credential: CredentialOut | None
     file_url: str
+    origin: Literal["generated", "labelled", "edited"]
+    source_type: str
+    parent_id: UUID | None
+    declared: dict
+    upload_credentials: dict
+    edit: dict
+    visible_label: dict
 
 
 class PostPage(Page):
@@ -58,6 +66,58 @@ class PostPage(Page):
 
 class CaptionIn(Schema):
     caption: str
+
+
+class LabelIn(Schema):
+    declaration: Literal["ai", "ai_edited_photo", "ai_composite", "photo"]
+    tool: str = ""
+    caption: str = ""
+
+
+class EditIn(Schema):
+    """One edit; which fields count depends on `op` (crop: x, y, width, height in pixels;
+    resize: width; rotate: degrees 90/180/270 clockwise; caption: text; label: style)."""
+
+    op: Literal["crop", "resize", "rotate", "caption", "label"]
+    x: int | None = None
+    y: int | None = None
+    width: int | None = None
+    height: int | None = None
+    degrees: int | None = None
+    text: str | None = None
+    style: Literal["badge", "eu", "text"] | None = None
+
+
+class KitIn(Schema):
+    label_style: Literal["badge", "eu", "text"] | None = None
+
+
+class KitFileOut(Schema):
+    key: str
+    width: int
+    height: int
+    labelled: bool
+    file_url: str
+
+
+class KitDestinationOut(Schema):
+    key: str
+    name: str
+    credentials: str
+    files: list[str]
+    signed_original: bool
+    caption: str
+    caption_max: int
+
+
+class KitOut(Schema):
+    built: bool
+    label_style: str
+    alt_text: str
+    verify_url: str
+    files: list[KitFileOut]
+    destinations: list[KitDestinationOut]
+    zip_url: str
 
 
 class ShareOut(Schema):
@@ -118,6 +178,13 @@ def post_out(post: Post) -> dict:
         else None,
         "credential": credential_out(post),
         "file_url": reverse("api:post_download", args=[post.pk]),
+        "origin": post.origin,
+        "source_type": post.source_type,
+        "parent_id": post.parent_id,
+        "declared": post.declared,
+        "upload_credentials": post.upload_credentials,
+        "edit": post.edit,
+        "visible_label": post.visible_label,
     }
 
 
@@ -148,6 +215,33 @@ def post_list(
     if visibility:
         posts = posts.filter(visibility=visibility)
     return page(posts, cursor, limit, post_out)
+
+
+# Before /posts/{post_id}, which would take "labelled" for an id.
+@router.post(
+    "/posts/labelled",
+    response={201: PostOut, **errors(400, 403, 413)},
+    summary="Label an image made elsewhere",
+)
+def post_label(request, image: File[UploadedFile], body: Form[LabelIn]):
+    """Upload an image made with another tool and declare what it is (IPTC digital source type
+    in plain words). Its own Content Credentials, if any, are validated and kept as the parent
+    ingredient; a declaration the file contradicts (an AI-labelled image as a photo) is refused.
+    Returns a private draft post with signed files."""
+    need(request, "write")
+    if image.size > settings.PHOTO_MAX_BYTES:
+        raise ApiError("payload_too_large", too_large(image.size, settings.PHOTO_MAX_BYTES))
+    post = _refusing(
+        lambda: labelling.post_label_upload(
+            owner=request.auth.user,
+            data=image.read(),
+            filename=image.name or "",
+            declaration=body.declaration,
+            tool=body.tool,
+            caption=body.caption,
+        )
+    )
+    return Status(201, post_out(post))
 
 
 @router.get("/posts/{post_id}", response={200: PostOut, **errors(403, 404)}, summary="Show a post")
@@ -228,6 +322,21 @@ def post_delete(request, post_id: UUID):
     return Status(204, None)
 
 
+@router.post(
+    "/posts/{post_id}/edits",
+    response={201: PostOut, **errors(400, 403, 404)},
+    summary="Edit a post into a new one",
+)
+def post_edit(request, post_id: UUID, body: EditIn):
+    """Crop, resize, rotate, add a caption bar or a visible label: a new post whose signed
+    original names this post's as its parentOf ingredient, with the matching C2PA action."""
+    need(request, "write")
+    post = owned_post(request, post_id)
+    data = {k: "" if v is None else str(v) for k, v in body.dict().items()}
+    edited = _refusing(lambda: services.post_edit(post=post, data=data))
+    return Status(201, post_out(edited))
+
+
 @router.get(
     "/posts/{post_id}/file",
     response={200: None, **errors(403, 404)},
@@ -240,6 +349,104 @@ def post_download(request, post_id: UUID):
     return stored_file_response(
         post.image.name, content_type="image/png", download_name=f"candor-{post.pk}.png"
     )
+
+
+def kit_out(post: Post) -> dict:
+    files = postkit.kit_files(post)
+    link = postkit.verify_url(post)
+    return {
+        "built": bool(files),
+        "label_style": next((f.label_style for f in files.values() if f.label_style), ""),
+        "alt_text": postkit.alt_text(post),
+        "verify_url": link,
+        "files": [
+            {
+                "key": key,
+                "width": f.width,
+                "height": f.height,
+                "labelled": bool(f.label_style),
+                "file_url": reverse("api:post_kit_download", args=[post.pk, key]),
+            }
+            for key, f in files.items()
+        ],
+        "destinations": [
+            {
+                "key": d.key,
+                "name": d.name,
+                "credentials": d.credentials,
+                "files": list(d.formats),
+                "signed_original": d.original,
+                "caption": postkit.caption_for(post, d, link),
+                "caption_max": d.caption_max,
+            }
+            for d in postkit.DESTINATIONS
+        ],
+        "zip_url": reverse("api:post_kit_zip", args=[post.pk]),
+    }
+
+
+def _kit_may_go_out(post: Post) -> None:
+    refused = postkit.refusal(post)
+    if refused:
+        raise ApiError("refused", refused)
+
+
+@router.post(
+    "/posts/{post_id}/kit",
+    response={201: KitOut, **errors(400, 403, 404)},
+    summary="Make the post kit",
+)
+def post_kit_build(request, post_id: UUID, body: KitIn | None = None):
+    """One signed, watermarked file per platform size (the visible label on those for
+    platforms that strip metadata), each with this post's original as its parent ingredient;
+    captions and alt text per platform. Replaces an earlier kit."""
+    need(request, "write")
+    post = owned_post(request, post_id)
+    style = (body.label_style if body else None) or ""
+    _refusing(lambda: postkit.kit_build(post=post, label_style=style))
+    return Status(201, kit_out(post))
+
+
+@router.get(
+    "/posts/{post_id}/kit", response={200: KitOut, **errors(403, 404)}, summary="Show the post kit"
+)
+def post_kit_show(request, post_id: UUID):
+    need(request, "read")
+    return kit_out(owned_post(request, post_id))
+
+
+@router.get(
+    "/posts/{post_id}/kit/files/{key}",
+    response={200: None, **errors(400, 403, 404)},
+    url_name="post_kit_download",
+    summary="Download one post-kit file (signed JPEG)",
+)
+def post_kit_download(request, post_id: UUID, key: str):
+    need(request, "read")
+    post = owned_post(request, post_id)
+    stored = post.kit_files.filter(key=key).first()
+    if stored is None:
+        raise not_found("kit file")
+    _kit_may_go_out(post)
+    return stored_file_response(
+        stored.file.name, content_type="image/jpeg",
+        download_name=postkit.FORMAT_BY_KEY[key].filename(post),
+    )  # fmt: skip
+
+
+@router.get(
+    "/posts/{post_id}/kit/zip",
+    response={200: None, **errors(400, 403, 404)},
+    url_name="post_kit_zip",
+    summary="Download the whole post kit (ZIP)",
+)
+def post_kit_zip(request, post_id: UUID):
+    need(request, "read")
+    post = owned_post(request, post_id)
+    _kit_may_go_out(post)
+    response = HttpResponse(postkit.kit_zip(post), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="candor-{str(post.pk)[:8]}-kit.zip"'
+    return response
 
 
 @verify_router.post(

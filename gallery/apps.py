@@ -6,4 +6,4 @@ class GalleryConfig(AppConfig):
     verbose_name = "Gallery"
 
     def ready(self):
-        from gallery import services  # noqa: F401 - connects the file-deleting signal
+        from gallery import postkit, services  # noqa: F401 - connect the file-deleting signals

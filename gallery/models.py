@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from config.files import new_token
+from gallery.provenance.xmp import AI_MADE, TRAINED_ALGORITHMIC_MEDIA
 
 
 class Post(models.Model):
@@ -18,10 +19,28 @@ class Post(models.Model):
         PRIVATE = "private", "Private"
         PUBLIC = "public", "Public"
 
+    class Origin(models.TextChoices):
+        GENERATED = "generated", "Made with a personal model"
+        LABELLED = "labelled", "Made elsewhere, labelled here"
+        EDITED = "edited", "Edited in Candor"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts"
     )
+    origin = models.CharField(max_length=10, choices=Origin, default=Origin.GENERATED)
+    # The post an edit was made from: its signed original is this one's parent ingredient.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="edits"
+    )
+    source_type = models.CharField(max_length=120, default=TRAINED_ALGORITHMIC_MEDIA)
+    # An image made elsewhere: what its creator declared ({"by", "declaration", "words",
+    # "tool"}) and how the upload's own Content Credentials validated, if it had any.
+    declared = models.JSONField(default=dict, blank=True)
+    upload_credentials = models.JSONField(default=dict, blank=True)
+    # An edit: what was done ({"op", "words", ...parameters}); a burned-in visible label.
+    edit = models.JSONField(default=dict, blank=True)
+    visible_label = models.JSONField(default=dict, blank=True)
     visibility = models.CharField(
         max_length=8, choices=Visibility, default=Visibility.DRAFT, db_index=True
     )
@@ -79,6 +98,50 @@ class Post(models.Model):
     def files(self) -> list:
         return [f for f in (self.image, self.display, self.thumb, self.preview) if f]
 
+    @property
+    def ai_made(self) -> bool:
+        """AI made all or part of it (always, for what Candor's models make)."""
+        return self.source_type in AI_MADE
+
+    @property
+    def badge(self) -> str:
+        """The words its badge shows: "AI-generated", "AI-modified", or none (a photo)."""
+        from gallery.renditions import badge_for  # renditions draws; models stay light
+
+        return badge_for(self.source_type)
+
+    @property
+    def alt_text(self) -> str:
+        what = f"{self.badge} image" if self.badge else "Image"
+        return f"{what}: {self.caption}" if self.caption else what
+
+    @property
+    def modified(self) -> bool:
+        """A photo edited with AI ("AI-modified") rather than an image AI made whole."""
+        return self.source_type != TRAINED_ALGORITHMIC_MEDIA and self.ai_made
+
+
+class KitFile(models.Model):
+    """One file of a post's post kit: a size for a platform, signed with the post's original as
+    its parent ingredient (gallery/postkit.py)."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="kit_files")
+    key = models.CharField(max_length=40)  # the kit format (gallery/postkit.py FORMATS)
+    file = models.FileField(max_length=200)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    label_style = models.CharField(max_length=20, blank=True)  # "" = no visible label
+    credential = models.ForeignKey(
+        "Credential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["post", "key"], name="one_kit_file_a_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.post_id}"
+
 
 class GalleryShare(models.Model):
     """An unlisted link to a creator's published and private posts, revocable."""
@@ -131,7 +194,7 @@ class Credential(models.Model):
     post = models.ForeignKey(
         Post, on_delete=models.SET_NULL, null=True, blank=True, related_name="credentials"
     )
-    variant = models.CharField(max_length=10)  # original, display, thumb, preview
+    variant = models.CharField(max_length=40)  # original, display, thumb, preview, kit:<key>
     mime = models.CharField(max_length=20)
     sha256 = models.CharField(max_length=64, blank=True)
     phash = models.CharField(max_length=16, blank=True, db_index=True)

@@ -5,13 +5,44 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from gallery.provenance.xmp import (
+    COMPOSITE_SYNTHETIC,
+    COMPOSITE_WITH_TRAINED,
+    TRAINED_ALGORITHMIC_MEDIA,
+)
+
 DISPLAY_MAX, DISPLAY_MIN = 1024, 512
 THUMB_SIDE = 320
 PREVIEW_SIZE = (1200, 630)
+# The post kit's sizes (gallery/postkit.py), as platforms publish them. Every side stays at most
+# KIT_MAX_SIDE so the verifier's decode cap (gallery/verify.py MARKED_MAX_SIDE) stays small.
+KIT_SIZES = {
+    "square": (1080, 1080),
+    "portrait": (1080, 1350),
+    "landscape": (1200, 675),
+    "linkedin": (1200, 1200),
+    "vertical": (720, 1280),
+    "wide": (1280, 720),
+}
+KIT_MAX_SIDE = max(max(size) for size in KIT_SIZES.values())
+# A kit file a platform shrank keeps its shape to within rounding: within this much of a kit
+# size's aspect ratio, verify tries that size too.
+KIT_ASPECT_TOLERANCE = 0.02
 BADGE_TEXT = "AI-generated"
+MODIFIED_BADGE_TEXT = "AI-modified"
+# The badge pages and previews show for each source type; none for what AI didn't make.
+BADGES = {
+    TRAINED_ALGORITHMIC_MEDIA: BADGE_TEXT,
+    COMPOSITE_WITH_TRAINED: MODIFIED_BADGE_TEXT,
+    COMPOSITE_SYNTHETIC: MODIFIED_BADGE_TEXT,
+}
 
 
-def _display(image: Image.Image) -> Image.Image:
+def badge_for(source_type: str) -> str:
+    return BADGES.get(source_type, "")
+
+
+def _display(image: Image.Image, badge: str = "") -> Image.Image:
     """Longest side between 512 and 1024: small model outputs are scaled up so they can carry
     the watermark; the original keeps its own size."""
     longest = max(image.size)
@@ -23,20 +54,23 @@ def _display(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _thumb(image: Image.Image) -> Image.Image:
+def _thumb(image: Image.Image, badge: str = "") -> Image.Image:
     return ImageOps.fit(image, (THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
 
 
-def _preview(image: Image.Image) -> Image.Image:
-    """The link-preview card: the image on a dark ground with the badge burned into a corner."""
+def _preview(image: Image.Image, badge: str = BADGE_TEXT) -> Image.Image:
+    """The link-preview card: the image on a dark ground with the badge (when the image has
+    one) burned into a corner."""
     card = Image.new("RGB", PREVIEW_SIZE, (24, 26, 30))
     fitted = ImageOps.contain(image, PREVIEW_SIZE, Image.Resampling.LANCZOS)
     card.paste(
         fitted, ((PREVIEW_SIZE[0] - fitted.width) // 2, (PREVIEW_SIZE[1] - fitted.height) // 2)
     )
+    if not badge:
+        return card
     draw = ImageDraw.Draw(card)
     font = ImageFont.load_default(size=34)
-    left, top, right, bottom = draw.textbbox((0, 0), BADGE_TEXT, font=font)
+    left, top, right, bottom = draw.textbbox((0, 0), badge, font=font)
     pad = 14
     box = (
         PREVIEW_SIZE[0] - (right - left) - 3 * pad,
@@ -45,13 +79,13 @@ def _preview(image: Image.Image) -> Image.Image:
         PREVIEW_SIZE[1] - pad,
     )
     draw.rounded_rectangle(box, radius=8, fill=(0, 0, 0))
-    draw.text((box[0] + pad, box[1] + pad - top), BADGE_TEXT, font=font, fill=(255, 255, 255))
+    draw.text((box[0] + pad, box[1] + pad - top), badge, font=font, fill=(255, 255, 255))
     return card
 
 
 VARIANTS = (
-    # name, format, extension, how the pixels are made from the original
-    ("original", "PNG", "png", lambda image: image),
+    # name, format, extension, how the pixels are made from the original (and its badge)
+    ("original", "PNG", "png", lambda image, badge: image),
     ("display", "JPEG", "jpg", _display),
     ("thumb", "JPEG", "jpg", _thumb),
     ("preview", "JPEG", "jpg", _preview),
@@ -73,4 +107,8 @@ def decode_sizes(size: tuple[int, int]) -> list[tuple[int, int]]:
     for longest in (DISPLAY_MIN, DISPLAY_MAX):
         scale = longest / max(w, h)
         sizes.append((round(w * scale), round(h * scale)))
+    aspect = w / h
+    for kit_w, kit_h in KIT_SIZES.values():
+        if abs(kit_w / kit_h / aspect - 1) <= KIT_ASPECT_TOLERANCE:
+            sizes.append((kit_w, kit_h))
     return list(dict.fromkeys(sizes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from importlib import metadata
 
 from django.conf import settings
@@ -17,12 +18,12 @@ from PIL import Image
 
 from config.files import delete_files_on_commit, new_token, private_name
 from config.refusal import Refusal
-from gallery import signals, signing
+from gallery import edits, signals, signing
 from gallery.models import Credential, GalleryShare, Post
 from gallery.provenance.c2pa import Parent
 from gallery.provenance.manifest import ImageFacts, derivation
-from gallery.provenance.pipeline import mark
-from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS
+from gallery.provenance.pipeline import MIME, Marked, mark
+from gallery.renditions import FIELD_FOR_VARIANT, VARIANTS, badge_for
 from imaging.phash import phash
 
 CONSENT_WITHDRAWN = (
@@ -40,6 +41,7 @@ CONSENT_ENDED = (
     "The person shown agreed until {date}, which has passed, so this image can't be published or "
     "shared now."
 )
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 CAPTION_MAX_CHARS = 2000
 CAPTION_TOO_LONG = (
     f"The caption is too long: at most {CAPTION_MAX_CHARS} characters. Nothing was saved."
@@ -67,77 +69,186 @@ def post_create(
     consent_scope: dict | None = None,
     prompt_in_credentials: bool = False,
 ) -> Post:
-    """Store a generated image as a private draft post. Every file made here — the original and
-    each display size — is marked (XMP, watermark) and signed before it is stored. The original
-    is signed first; each size made from it carries the signed original as its parent
-    ingredient, so its credential says how it was derived rather than claiming a new creation."""
-    image = image.convert("RGB")
+    """Store a generated image as a private draft post, every file marked and signed."""
+    post = Post(
+        owner=owner, prompt=prompt, seed=seed, generation_settings=generation_settings,
+        model_name=model_name, base_model=base_model, lora_sha256=lora_sha256,
+        consent_id=consent_id, consent_scope=consent_scope or {},
+        consent_private=(consent_scope or {}).get("publish") == "private",
+        prompt_in_credentials=prompt_in_credentials,
+    )  # fmt: skip
+    return _post_store(post, image.convert("RGB"))
+
+
+def file_facts(post: Post, credential: Credential, **values) -> ImageFacts:
+    """What a post's file's manifest says: the post's facts, then this file's own."""
+    owner = post.owner
+    return ImageFacts(
+        mime=credential.mime,
+        author_handle=owner.handle,
+        author_url=settings.SITE_URL + reverse("profile", args=[owner.handle]),
+        instance_name=settings.SITE_NAME,
+        software_version=software_version(),
+        base_model=post.base_model,
+        model_name=post.model_name,
+        lora_sha256=post.lora_sha256,
+        consent_id=post.consent_id,
+        consent_scope=post.consent_scope or None,
+        credential_id=str(credential.uuid),
+        prompt=post.prompt if post.prompt_in_credentials else None,
+        seed=post.seed if post.prompt_in_credentials else None,
+        source_type=post.source_type,
+        declared=post.declared or None,
+        upload_credentials=post.upload_credentials or None,
+        **values,
+    )
+
+
+def credential_start(*, post: Post, variant: str, fmt: str) -> Credential:
+    """A file's credential row, made before the file: its id is the watermark's payload."""
+    identity = signing.signer().identity
+    return Credential.objects.create(
+        post=post, variant=variant, mime=MIME[fmt], author_handle=post.owner.handle,
+        consent_id=post.consent_id, signer=identity.subject,
+        signer_fingerprint=identity.fingerprint,
+    )  # fmt: skip
+
+
+def credential_finish(*, credential: Credential, marked: Marked, pixels_phash: str) -> None:
+    """What the signed file turned out to be: its hash, fingerprint, watermark and manifest."""
+    credential.sha256 = hashlib.sha256(marked.data).hexdigest()
+    credential.phash = pixels_phash
+    credential.watermarked = marked.watermarked
+    credential.manifest = marked.manifest
+    credential.save(update_fields=["sha256", "phash", "watermarked", "manifest"])
+
+
+def signed_file_create(
+    *,
+    post: Post,
+    image: Image.Image,
+    variant: str,
+    fmt: str,
+    parent: Parent | None,
+    actions: tuple = (),
+    visible_label: dict | None = None,
+    quality: int = 92,
+) -> tuple[bytes, Credential]:
+    """One file of `post`, marked (XMP, watermark) and signed, with its credential stored: made
+    from `parent` (a signed file, its parentOf ingredient) by `actions` when there is one. The
+    caller stores the bytes, inside its transaction."""
     signer = signing.signer()
-    parent: Parent | None = None
+    pixels_phash = phash(image)
+    credential = credential_start(post=post, variant=variant, fmt=fmt)
+    facts = file_facts(
+        post,
+        credential,
+        title=f"{variant.replace(':', '-')}.{EXTENSIONS[fmt]}",
+        phash=pixels_phash,
+        derived_actions=tuple(actions),
+        opened=parent is not None,
+        visible_label=visible_label,
+    )
+    marked = mark(
+        image, fmt=fmt, facts=facts, watermark_id=credential.pk,
+        watermark_key=signing.watermark_key(),
+        signer=signer.derived_from(parent) if parent else signer, quality=quality,
+    )  # fmt: skip
+    credential_finish(credential=credential, marked=marked, pixels_phash=pixels_phash)
+    return marked.data, credential
+
+
+def _post_store(
+    post: Post,
+    image: Image.Image,
+    *,
+    parent: Parent | None = None,
+    actions: tuple = (),
+) -> Post:
+    """Save a new post with its files. The original is signed first — from `parent` by
+    `actions` when it was made from another signed file — and each size made from it carries
+    the signed original as its parent ingredient, so its credential says how it was derived
+    rather than claiming a new creation. Nothing is left behind when any step fails."""
+    post.width, post.height = image.size
     saved: list[str] = []
+    badge = badge_for(post.source_type)
     try:
         with transaction.atomic():
-            post = Post.objects.create(
-                owner=owner, image="", width=image.width, height=image.height, sha256="",
-                prompt=prompt, seed=seed, generation_settings=generation_settings,
-                model_name=model_name, base_model=base_model, lora_sha256=lora_sha256,
-                consent_id=consent_id, consent_scope=consent_scope or {},
-                consent_private=(consent_scope or {}).get("publish") == "private",
-                prompt_in_credentials=prompt_in_credentials,
-            )  # fmt: skip
+            post.save()
+            original: Parent | None = None
             for variant, fmt, ext, make in VARIANTS:
-                pixels = make(image)
-                fingerprint = phash(pixels)
-                credential = Credential.objects.create(
-                    post=post, variant=variant, mime=f"image/{fmt.lower()}",
-                    author_handle=owner.handle, consent_id=consent_id,
-                    signer=signer.identity.subject, signer_fingerprint=signer.identity.fingerprint,
+                pixels = make(image, badge)
+                if original is None:
+                    steps, source = actions, parent
+                else:
+                    steps = derivation(variant, resized=pixels.size != image.size)
+                    source = original
+                data, credential = signed_file_create(
+                    post=post, image=pixels, variant=variant, fmt=fmt, parent=source,
+                    actions=steps, visible_label=post.visible_label or None,
                 )  # fmt: skip
-                facts = ImageFacts(
-                    title=f"{variant}.{ext}",
-                    mime=credential.mime,
-                    author_handle=owner.handle,
-                    author_url=settings.SITE_URL + reverse("profile", args=[owner.handle]),
-                    instance_name=settings.SITE_NAME,
-                    software_version=software_version(),
-                    base_model=base_model,
-                    model_name=model_name,
-                    lora_sha256=lora_sha256,
-                    consent_id=consent_id,
-                    consent_scope=consent_scope,
-                    credential_id=str(credential.uuid),
-                    phash=fingerprint,
-                    derived_actions=(
-                        derivation(variant, resized=pixels.size != image.size) if parent else ()
-                    ),
-                    prompt=prompt if prompt_in_credentials else None,
-                    seed=seed if prompt_in_credentials else None,
-                )
-                marked = mark(
-                    pixels, fmt=fmt, facts=facts, watermark_id=credential.pk,
-                    watermark_key=signing.watermark_key(),
-                    signer=signer.derived_from(parent) if parent else signer,
-                )  # fmt: skip
-                if parent is None:
-                    parent = Parent(marked.data, credential.mime, facts.title)
+                if original is None:
+                    original = Parent(data, credential.mime, f"{variant}.{ext}")
+                    post.sha256 = credential.sha256
                 name = default_storage.save(
-                    private_name("posts", owner.pk, ext), ContentFile(marked.data)
+                    private_name("posts", post.owner_id, ext), ContentFile(data)
                 )
                 saved.append(name)
-                credential.sha256 = hashlib.sha256(marked.data).hexdigest()
-                credential.phash = fingerprint
-                credential.watermarked = marked.watermarked
-                credential.manifest = marked.manifest
-                credential.save(update_fields=["sha256", "phash", "watermarked", "manifest"])
                 setattr(post, FIELD_FOR_VARIANT[variant], name)
-                if variant == "original":
-                    post.sha256 = credential.sha256
             post.save()
     except BaseException:
         for name in saved:
             default_storage.delete(name)
         raise
     return post
+
+
+def original_parent(post: Post) -> Parent:
+    """A post's signed original, as the parent ingredient of a file made from it."""
+    with default_storage.open(post.image.name) as handle:
+        data = handle.read()
+    return Parent(data, "image/png", f"{str(post.pk)[:8]}-original.png")
+
+
+def original_image(parent: Parent) -> Image.Image:
+    with Image.open(io.BytesIO(parent.data)) as opened:
+        return opened.convert("RGB")
+
+
+EDIT_TAKEN_DOWN = "This image was taken down for the person shown, so no new copies are made of it."
+
+
+def post_edit(*, post: Post, data) -> Post:
+    """A new post made from `post` by the edit `data` asks for (gallery/edits.py): its original
+    has `post`'s signed original as parent ingredient, with the edit's C2PA action."""
+    if post.taken_down:
+        raise Refusal(EDIT_TAKEN_DOWN)
+    edit = edits.edit_parse(data, size=(post.width, post.height))
+    parent = original_parent(post)
+    edited = edits.edit_apply(original_image(parent), edit, modified=post.modified)
+    child = Post(
+        owner=post.owner, origin=Post.Origin.EDITED, parent=post,
+        caption=post.caption, prompt=post.prompt, prompt_in_credentials=post.prompt_in_credentials,
+        seed=post.seed, generation_settings=post.generation_settings,
+        model_name=post.model_name, base_model=post.base_model, lora_sha256=post.lora_sha256,
+        consent_id=post.consent_id, consent_scope=post.consent_scope,
+        consent_private=post.consent_private, source_type=post.source_type,
+        declared=post.declared, upload_credentials=post.upload_credentials,
+        edit={**edit.record(), "words": edited.words}, visible_label=edited.label or {},
+    )  # fmt: skip
+    return _post_store(child, edited.image, parent=parent, actions=edited.actions)
+
+
+def post_history(post: Post) -> list[Post]:
+    """The posts this one was made from, oldest first, then this one."""
+    chain, seen = [post], {post.pk}
+    while chain[0].parent_id and chain[0].parent_id not in seen:
+        parent = Post.objects.filter(pk=chain[0].parent_id, owner_id=post.owner_id).first()
+        if parent is None:
+            break
+        seen.add(parent.pk)
+        chain.insert(0, parent)
+    return chain
 
 
 def post_update_caption(*, post: Post, caption: str) -> Post:
@@ -149,7 +260,7 @@ def post_update_caption(*, post: Post, caption: str) -> Post:
     return post
 
 
-def _check_may_go_out(post: Post) -> None:
+def check_may_go_out(post: Post) -> None:
     """Publishing and sharing need the person shown to allow it, still."""
     if post.consent_revoked_at:
         raise Refusal(CONSENT_WITHDRAWN)
@@ -167,7 +278,7 @@ def _changed(post: Post, change: str) -> None:
 
 
 def post_publish(*, post: Post) -> Post:
-    _check_may_go_out(post)
+    check_may_go_out(post)
     was_public = post.is_public
     post.visibility = Post.Visibility.PUBLIC
     post.published_at = post.published_at or timezone.now()
@@ -188,7 +299,7 @@ def post_unpublish(*, post: Post) -> Post:
 
 def post_share_link(*, post: Post) -> str:
     """An unlisted link token for one post (made once, until revoked)."""
-    _check_may_go_out(post)
+    check_may_go_out(post)
     if not post.share_token:
         post.share_token = new_token()
         post.save(update_fields=["share_token"])
@@ -231,19 +342,32 @@ def consent_withdrawn(*, consent_id: int) -> int:
     return taken_down
 
 
+def _descendants(post: Post) -> list[Post]:
+    """Every post made from this one by edits, and from those, and so on."""
+    found, frontier = [], [post.pk]
+    while frontier:
+        children = list(Post.objects.filter(parent_id__in=frontier).exclude(pk=post.pk))
+        children = [c for c in children if c not in found]
+        found += children
+        frontier = [c.pk for c in children]
+    return found
+
+
 def post_withdraw(*, post: Post) -> Post:
     """The person shown takes down this one image: unpublished, its share link revoked, never
-    listed again, and its credentials say "withdrawn by the person shown" from now on."""
+    listed again, and its credentials say "withdrawn by the person shown" from now on. Every
+    edit made from it is a copy of it, so goes down with it."""
     now = timezone.now()
     with transaction.atomic():
-        Credential.objects.filter(post=post, withdrawn_at=None).update(withdrawn_at=now)
-        post.visibility = Post.Visibility.PRIVATE
-        post.share_token = ""
-        was_withdrawn = post.withdrawn_at is not None
-        post.withdrawn_at = post.withdrawn_at or now
-        post.save(update_fields=["visibility", "share_token", "withdrawn_at"])
-        if not was_withdrawn:
-            _changed(post, signals.TAKEN_DOWN)
+        for each in [post, *_descendants(post)]:
+            Credential.objects.filter(post=each, withdrawn_at=None).update(withdrawn_at=now)
+            each.visibility = Post.Visibility.PRIVATE
+            each.share_token = ""
+            was_withdrawn = each.withdrawn_at is not None
+            each.withdrawn_at = each.withdrawn_at or now
+            each.save(update_fields=["visibility", "share_token", "withdrawn_at"])
+            if not was_withdrawn:
+                _changed(each, signals.TAKEN_DOWN)
     return post
 
 

@@ -38,7 +38,7 @@ def identity() -> keys.Identity:
 
 @functools.cache
 def signer() -> Signer:
-    return Signer(identity(), tsa_url=settings.C2PA_TSA_URL)
+    return Signer(identity(), tsa_url=settings.C2PA_TSA_URL, trust_anchors_pem=trust_anchors_pem())
 
 
 # How identity_create names an instance's certificates: common name "<instance> Content

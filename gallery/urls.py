@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from gallery import soft_binding, verify_views, views
+from gallery import kit_views, soft_binding, verify_views, views
 
 VARIANT = "<str:variant>.<str:ext>"
 
@@ -9,11 +9,19 @@ urlpatterns = [
     path("gallery/share", views.gallery_share, name="gallery_share"),
     path("gallery/share/<int:pk>/revoke", views.gallery_share_revoke, name="gallery_share_revoke"),
     path("gallery/posts/<uuid:pk>/", views.post_detail, name="post_detail"),
+    # Before post_file, whose <variant>.<ext> would take kit.zip.
+    path("gallery/posts/<uuid:pk>/kit.zip", kit_views.kit_zip, name="post_kit_zip"),
     path(f"gallery/posts/<uuid:pk>/{VARIANT}", views.post_file, name="post_file"),
     path("gallery/posts/<uuid:pk>/caption", views.post_caption, name="post_caption"),
     path("gallery/posts/<uuid:pk>/publish", views.post_publish, name="post_publish"),
     path("gallery/posts/<uuid:pk>/share", views.post_share, name="post_share"),
     path("gallery/posts/<uuid:pk>/delete", views.post_delete, name="post_delete"),
+    path("gallery/posts/<uuid:pk>/edit", views.post_edit, name="post_edit"),
+    path("gallery/label/", views.label_upload, name="label_upload"),
+    path("gallery/posts/<uuid:pk>/kit", kit_views.kit_build, name="post_kit_build"),
+    path(
+        "gallery/posts/<uuid:pk>/kit/<str:key>.<str:ext>", kit_views.kit_file, name="post_kit_file"
+    ),
     re_path(r"^@(?P<handle>[A-Za-z0-9_]{3,30})/?$", views.profile, name="profile"),
     path("p/<uuid:pk>/", views.public_post, name="public_post"),
     path(f"p/<uuid:pk>/{VARIANT}", views.public_file, name="public_file"),

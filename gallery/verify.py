@@ -17,9 +17,15 @@ from django.urls import reverse
 from PIL import Image
 
 from gallery import fingerprints, signing
-from gallery.models import Credential, Post
+from gallery.models import Credential, KitFile, Post
 from gallery.provenance import c2pa, watermark
-from gallery.renditions import DISPLAY_MAX, FIELD_FOR_VARIANT, PREVIEW_SIZE, decode_sizes
+from gallery.renditions import (
+    DISPLAY_MAX,
+    FIELD_FOR_VARIANT,
+    KIT_MAX_SIDE,
+    PREVIEW_SIZE,
+    decode_sizes,
+)
 from imaging.decode import decode_srgb
 from imaging.limits import (
     CheckedImage,
@@ -115,13 +121,34 @@ FAILURE_WORDS = {
     "ingredient.manifest.missing": "an ingredient's credentials are missing",
     "timeStamp.mismatch": "the signature's timestamp does not match",
 }
+# An image its creator made elsewhere and labelled with Candor: Candor vouches for the declaration
+# having been made, not for how the image was made.
+DECLARED_HEADLINES = {
+    SIGNED_BY_THIS_INSTANCE: "Labelled by its creator, signed by this Candor instance",
+    MODIFIED_COPY: "A modified copy of an image labelled with Candor",
+    RELABELLED: "Relabelled: this is a copy of an image labelled with Candor",
+}
+DECLARED = (
+    "{by} declared it {words}{tool}; Candor recorded and signed that declaration, but did not "
+    "make the image. {upload}"
+)
+UPLOAD_CREDENTIALS = {
+    "Trusted": "The file they uploaded carried valid credentials from a trusted signer ({signer}), "
+    "kept in the chain.",
+    "Valid": "The file they uploaded carried intact credentials from a signer this site does not "
+    "know ({signer}), kept in the chain.",
+    "Invalid": "The file they uploaded carried credentials that did not validate ({failures}): "
+    "they are kept as they were found, and nothing about them is vouched for.",
+    "Unreadable": "The file they uploaded carried credentials this site couldn't read ({error}).",
+}
 SIMILARITY_BITS = 8
 
 # The pHash works on 32×32 pixels: a smaller image can't be matched to anything.
 MIN_SIDE = 32
-# Candor marks files at most this long (the 1200-px link preview; displays are 1024), so a larger
+# Candor marks files at most this long (the 1200-px preview, 1024 displays, the kit's 1350-px
+# portrait), so a larger
 # image is only worth decoding down to it, and is tried only at the sizes Candor writes.
-MARKED_MAX_SIDE = max(PREVIEW_SIZE[0], DISPLAY_MAX)
+MARKED_MAX_SIDE = max(PREVIEW_SIZE[0], DISPLAY_MAX, KIT_MAX_SIDE)
 # The pixel cap for decoding (settings.VERIFY_DECODE_MAX_PIXELS) and the verifications one web
 # process runs at once (settings.VERIFY_CONCURRENCY; more are answered 503 at once rather than
 # queued behind them, so other pages keep their threads) are settings.
@@ -152,19 +179,55 @@ class Verdict:
     why: str = ""
 
     @property
+    def declared(self) -> dict:
+        return self.details.get("declared") or {}
+
+    @property
     def headline(self) -> str:
+        if self.declared and self.verdict in DECLARED_HEADLINES:
+            return DECLARED_HEADLINES[self.verdict]
         return HEADLINES[self.verdict]
 
     @property
     def explanation(self) -> str:
         text = EXPLANATIONS[self.verdict]
+        if self.declared and self.verdict in (
+            SIGNED_BY_THIS_INSTANCE, RECOVERED_BY_WATERMARK, RECOVERED_BY_SIMILARITY,
+        ):  # fmt: skip
+            text = text.replace("made by AI with Candor", "labelled with Candor")
+            text = text.replace("one Candor made and signed", "one Candor labelled and signed")
+            return f"{text} {self.declaration}"
         return text.format(what=self.why or "unknown", why=self.why or "unsupported")
+
+    @property
+    def declaration(self) -> str:
+        """Who declared what, for an image made elsewhere ("" for one Candor made)."""
+        declared = self.declared
+        if not declared:
+            return ""
+        upload = self.details.get("upload_credentials") or {}
+        said = UPLOAD_CREDENTIALS.get(upload.get("state", ""), "")
+        failures = (
+            ", ".join(FAILURE_WORDS.get(code, code) for code in upload.get("failures", []))
+            or "unknown reasons"
+        )
+        return DECLARED.format(
+            by=declared.get("by", "its creator"),
+            words=f"“{declared.get('words', '').lower()}”",
+            tool=f", made with {declared['tool']}" if declared.get("tool") else "",
+            upload=said.format(
+                signer=upload.get("signer") or "unnamed",
+                failures=failures,
+                error=upload.get("error", ""),
+            ),
+        ).strip()
 
     def as_json(self) -> dict:
         return {
             "verdict": self.verdict,
             "headline": self.headline,
             "explanation": self.explanation,
+            "declared": self.declared,
             "consent_revoked": self.consent_revoked,
             "withdrawn": self.withdrawn,
             "post_url": self.post_url,
@@ -172,7 +235,7 @@ class Verdict:
         }
 
 
-def _manifest_details(manifest: dict | None) -> dict:
+def manifest_details(manifest: dict | None) -> dict:
     if not manifest:
         return {}
     signature = manifest.get("signature_info") or {}
@@ -191,8 +254,13 @@ def _manifest_details(manifest: dict | None) -> dict:
         creators = (c2pa.assertion(manifest, "cawg.metadata") or {}).get("dc:creator", [])
         authors = [a for a in creators if isinstance(a, str)]
     generator = manifest.get("claim_generator_info") or [{}]
-    scope = (c2pa.assertion(manifest, "org.candor.provenance") or {}).get("consent_scope")
+    candor = c2pa.assertion(manifest, "org.candor.provenance") or {}
+    scope = candor.get("consent_scope")
     return {
+        # An image made elsewhere: who declared what, and how its own credentials validated.
+        "declared": candor.get("declared") or {},
+        "upload_credentials": candor.get("upload_credentials") or {},
+        "visible_label": candor.get("visible_label") or {},
         "consent_scope": scope if isinstance(scope, dict) else {},
         "signer": signature.get("common_name") or signature.get("issuer") or "",
         "issuer": signature.get("issuer", ""),
@@ -213,7 +281,7 @@ def _from_credential(verdict: str, credential: Credential, extra: dict | None = 
     if post is not None and post.visibility == Post.Visibility.PUBLIC:
         post_url = settings.SITE_URL + reverse("public_post", args=[post.pk])
     manifest = credential.manifest or {}
-    details = _manifest_details(manifest)
+    details = manifest_details(manifest)
     details.update(
         signer=credential.signer,
         signed_at=credential.created_at.isoformat(),
@@ -263,11 +331,11 @@ def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
     result = _read_credentials(data)
     if result.error and not _says_no_manifest(result.error):
         return _relabelled(data, checked, claims="credentials this site can't read") or Verdict(
-            UNREADABLE, why=_plain_error(result.error)
+            UNREADABLE, why=plain_error(result.error)
         )
     if not (result.found and result.state):
         return _recover(data, checked)
-    details = _manifest_details(result.manifest)
+    details = manifest_details(result.manifest)
     credential = _candor_credential(result.manifest)
     if result.state == "Invalid":
         codes = [code for code in result.failure_codes if code]
@@ -350,6 +418,9 @@ def _same_pixels(image: Image.Image, credential: Credential) -> bool:
     post = credential.post
     field = FIELD_FOR_VARIANT.get(credential.variant)
     stored = getattr(post, field, None) if post is not None and field else None
+    if not stored and post is not None and credential.variant.startswith("kit:"):
+        kit_file = KitFile.objects.filter(credential=credential).first()
+        stored = kit_file.file if kit_file else None
     if not stored:
         return False
     with default_storage.open(stored.name) as handle:
@@ -433,7 +504,7 @@ def _is_uuid(value) -> bool:
     return True
 
 
-def _plain_error(error: str) -> str:
+def plain_error(error: str) -> str:
     lowered = error.lower()
     if "remote" in lowered:
         return "they are stored online and this site does not fetch them"

@@ -7,13 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from config.confirm import confirm_page, confirmed
 from config.files import PRIVATE_NO_STORE, stored_file_response
 from config.refusal import Refusal
-from gallery import selectors, services, signing
+from gallery import edits, labelling, labels, postkit, selectors, services, signing
 from gallery.models import GalleryShare, Post
+from gallery.provenance.xmp import DECLARATIONS
+from imaging.sniff import too_large
 
 VARIANT_FIELDS = {"original": "image", "display": "display", "thumb": "thumb", "preview": "preview"}
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
@@ -87,9 +89,69 @@ def gallery(request: HttpRequest) -> HttpResponse:
 @require_safe
 def post_detail(request: HttpRequest, pk) -> HttpResponse:
     post = _get_post_for_user(request, pk)
-    return render(
-        request, "gallery/post_detail.html", _post_context(request, post, owner_view=True)
+    context = _post_context(request, post, owner_view=True)
+    context.update(
+        history=services.post_history(post),
+        edits=post.edits.order_by("created_at"),
+        edit_ops=edits.OPS,
+        rotations=edits.ROTATIONS,
+        label_styles=labels.LABEL_STYLES,
+        default_label_style=settings.LABEL_STYLE,
+        caption_bar_max=labels.CAPTION_BAR_MAX_CHARS,
+        edit_min_side=edits.MIN_SIDE,
+        edit_max_side=edits.MAX_SIDE,
+        **postkit.kit_context(post),
     )
+    return render(request, "gallery/post_detail.html", context)
+
+
+@login_required
+@require_POST
+def post_edit(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_post_for_user(request, pk)
+    try:
+        edited = services.post_edit(post=post, data=request.POST)
+    except Refusal as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("post_detail", args=[post.pk]) + "#edit")
+    messages.success(request, f"{edited.edit['words']}: a new post, with this one as its parent.")
+    return redirect("post_detail", pk=edited.pk)
+
+
+def _label_context(**values) -> dict:
+    return {
+        "declarations": [(key, words) for key, (words, _) in DECLARATIONS.items()],
+        "tool_max": labelling.TOOL_MAX_CHARS,
+        "caption_max": services.CAPTION_MAX_CHARS,
+        **values,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def label_upload(request: HttpRequest) -> HttpResponse:
+    """Label an image made elsewhere: upload it, say what it is, get a signed post."""
+    if request.method != "POST":
+        return render(request, "gallery/label.html", _label_context())
+    upload = request.FILES.get("image")
+    chosen = {
+        "declaration": request.POST.get("declaration", ""),
+        "tool": request.POST.get("tool", ""),
+        "caption": request.POST.get("caption", ""),
+    }
+    try:
+        if upload is None:
+            raise Refusal(labelling.NO_FILE)
+        if upload.size > settings.PHOTO_MAX_BYTES:
+            raise Refusal(too_large(upload.size, settings.PHOTO_MAX_BYTES))
+        post = labelling.post_label_upload(
+            owner=request.user, data=upload.read(), filename=upload.name or "", **chosen
+        )
+    except Refusal as exc:
+        context = _label_context(error=exc.message, chosen=chosen)
+        return render(request, "gallery/label.html", context, status=400)
+    messages.success(request, "Labelled and signed: it is a private draft in your gallery.")
+    return redirect("post_detail", pk=post.pk)
 
 
 @login_required

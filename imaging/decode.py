@@ -18,6 +18,9 @@ try:
 except ImportError:  # pragma: no cover - pillow-heif is a dependency; keep JPEG/PNG/WebP working
     HEIF_SUPPORTED = False
 
+# The still-photo kinds uploads of pictures take (reference photos, selfies, labelled images).
+PHOTO_KINDS = frozenset({"jpeg", "png", "webp"} | ({"heif"} if HEIF_SUPPORTED else set()))
+
 
 def load(image: Image.Image, *, at_least: int | None = None) -> Image.Image:
     """Decode a lazily opened image; ImageRejected(DAMAGED) when it can't be.

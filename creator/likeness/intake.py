@@ -14,8 +14,9 @@ from django.conf import settings
 from PIL import Image, ImageOps
 
 from config.refusal import Refusal
-from imaging.decode import HEIF_SUPPORTED, jpeg_bytes, load, to_srgb
-from imaging.limits import ImageLimits, ImageRejected, Reason, check_image, open_image
+from config.uploads import photo_limits
+from imaging.decode import jpeg_bytes, load, to_srgb
+from imaging.limits import ImageRejected, Reason, check_image, open_image
 from imaging.phash import phash
 
 ACCEPTED = "JPEG, PNG, WebP or HEIC"
@@ -53,20 +54,6 @@ class NormalisedPhoto:
     jpeg: bytes
     sha256: str
     phash: str  # 64-bit perceptual hash, hex
-
-
-PHOTO_KINDS = frozenset({"jpeg", "png", "webp"} | ({"heif"} if HEIF_SUPPORTED else set()))
-
-
-def photo_limits() -> ImageLimits:
-    """What a reference photo or selfie may be; verify checks the same bytes and pixels."""
-    return ImageLimits(
-        max_bytes=settings.PHOTO_MAX_BYTES,
-        max_pixels=settings.PHOTO_MAX_PIXELS,
-        min_side=settings.PHOTO_MIN_SIDE,
-        kinds=PHOTO_KINDS,
-        animated=False,
-    )
 
 
 def photo_read(data: bytes) -> NormalisedPhoto:

@@ -26,9 +26,10 @@ BASE_SETTINGS = {
 class Signer:
     """A reusable signer for one identity (the c2pa Signer and Context are reusable)."""
 
-    def __init__(self, identity: Identity, *, tsa_url: str = ""):
+    def __init__(self, identity: Identity, *, tsa_url: str = "", trust_anchors_pem: bytes = b""):
         self.identity = identity
-        self._context = c2pa_lib.Context.from_json(json.dumps(BASE_SETTINGS))
+        # The trust anchors judge the ingredients it signs over: their validation is recorded.
+        self._context = c2pa_lib.Context.from_json(reader_settings(trust_anchors_pem))
         info = c2pa_lib.C2paSignerInfo(
             b"es256", identity.chain_pem, identity.key_pem, tsa_url.encode() if tsa_url else None
         )

@@ -70,9 +70,19 @@ class ImageFacts:
     credential_id: str = ""
     watermark_id: int | str | None = None  # opaque: whatever the watermark carries
     phash: str = ""  # the perceptual hash of the pixels, as a fingerprint soft binding
-    derived_actions: tuple[str, ...] = ()  # made from the parent ingredient by these actions
+    # Made from the parent ingredient by these actions: a C2PA action name, or a dict with the
+    # action and its parameters ({"action": "c2pa.cropped", "parameters": {...}}).
+    derived_actions: tuple[str | dict, ...] = ()
     prompt: str | None = None  # only when the creator opted in
     seed: int | None = None
+    source_type: str = TRAINED_ALGORITHMIC_MEDIA  # the IPTC digital source type
+    # Opens a parent ingredient; None: when there are derived actions (a display size, say).
+    opened: bool | None = None
+    # For an image made elsewhere: who declared what ({"by", "declaration", "words", "tool"}),
+    # and how the upload's own credentials validated ({"state", "failures", ...}) when it had any.
+    declared: dict | None = None
+    upload_credentials: dict | None = None
+    visible_label: dict | None = None  # a label burned into the pixels (gallery/labels.py)
 
 
 def _created(label: str, data: dict) -> dict:
@@ -83,9 +93,23 @@ def _soft_binding(alg: str, value: str) -> dict:
     return _created(SOFT_BINDING, {"alg": alg, "blocks": [{"scope": {}, "value": value}]})
 
 
-def _actions(facts: ImageFacts) -> list[dict]:
-    agent = {"name": f"Candor {facts.software_version} ({facts.base_model})"}
-    if not facts.derived_actions:
+def _candor_agent(facts: ImageFacts) -> dict:
+    made_with = f" ({facts.base_model})" if facts.base_model else ""
+    return {"name": f"Candor {facts.software_version}{made_with}"}
+
+
+def _first_action(facts: ImageFacts) -> dict:
+    """c2pa.opened when there is a parent ingredient, else c2pa.created: by Candor's model, or
+    for an upload as its creator declared (with the tool they named as the agent)."""
+    agent = _candor_agent(facts)
+    declared = facts.declared or {}
+    if facts.opened or (facts.opened is None and facts.derived_actions):
+        # c2pa-python links the action to the parent ingredient through its label.
+        first = {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT_INGREDIENT]}}
+    elif declared:
+        first = {"action": "c2pa.created", "parameters": {}}
+        agent = {"name": declared["tool"]} if declared.get("tool") else None
+    else:
         parameters = {"base_model": facts.base_model, "model": facts.model_name}
         if facts.lora_sha256:
             parameters["lora_sha256"] = facts.lora_sha256
@@ -96,12 +120,20 @@ def _actions(facts: ImageFacts) -> list[dict]:
         if facts.seed is not None:
             parameters["seed"] = facts.seed
         first = {"action": "c2pa.created", "parameters": parameters}
-    else:
-        # A derived file opens its parent: c2pa-python links the action to that ingredient.
-        first = {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT_INGREDIENT]}}
-    first.update(digitalSourceType=TRAINED_ALGORITHMIC_MEDIA, softwareAgent=agent)
-    actions = [first]
-    actions += [{"action": name, "softwareAgent": agent} for name in facts.derived_actions]
+    if declared:
+        first["parameters"]["description"] = f"Declared by {declared['by']}: {declared['words']}"
+    first["digitalSourceType"] = facts.source_type
+    if agent:
+        first["softwareAgent"] = agent
+    return first
+
+
+def _actions(facts: ImageFacts) -> list[dict]:
+    agent = _candor_agent(facts)
+    actions = [_first_action(facts)]
+    for item in facts.derived_actions:
+        step = {"action": item} if isinstance(item, str) else dict(item)
+        actions.append({**step, "softwareAgent": agent})
     if facts.watermark_id is not None:
         actions.append({"action": "c2pa.watermarked", "softwareAgent": agent})
     return actions
@@ -115,6 +147,9 @@ def manifest_definition(facts: ImageFacts) -> dict:
         candor["consent_scope"] = facts.consent_scope
     if facts.watermark_id is not None:
         candor["watermark_id"] = facts.watermark_id
+    for key in ("declared", "upload_credentials", "visible_label"):
+        if getattr(facts, key):
+            candor[key] = getattr(facts, key)
     assertions = [
         _created("c2pa.actions", {"actions": _actions(facts)}),
         _created(

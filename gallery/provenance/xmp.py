@@ -1,4 +1,4 @@
-"""IPTC XMP that says, in the file, that an image is AI-generated. No Django imports.
+"""IPTC XMP that says, in the file, what made an image (Candor's own: AI). No Django imports.
 
 Written before the watermark and the signature: the C2PA hash then covers it, and any later edit
 of the metadata breaks the signature.
@@ -11,10 +11,37 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, PngImagePlugin
 
-TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+TRAINED_ALGORITHMIC_MEDIA = IPTC_SOURCE_TYPES + "trainedAlgorithmicMedia"
+COMPOSITE_WITH_TRAINED = IPTC_SOURCE_TYPES + "compositeWithTrainedAlgorithmicMedia"
+COMPOSITE_SYNTHETIC = IPTC_SOURCE_TYPES + "compositeSynthetic"
+DIGITAL_CAPTURE = IPTC_SOURCE_TYPES + "digitalCapture"
+
+# What a creator may declare an image made elsewhere to be, in their words, and the IPTC digital
+# source type each maps to (https://cv.iptc.org/newscodes/digitalsourcetype/). The key is what
+# forms and the API send; the order is the form's.
+DECLARATIONS = {
+    "ai": ("Made by an AI model from a prompt", TRAINED_ALGORITHMIC_MEDIA),
+    "ai_edited_photo": ("A photo edited with AI", COMPOSITE_WITH_TRAINED),
+    "ai_composite": ("A composite with AI-made parts", COMPOSITE_SYNTHETIC),
+    "photo": ("A camera photo, not made or edited with AI", DIGITAL_CAPTURE),
+}
+# Source types that say AI made all or part of an image.
+AI_MADE = frozenset({TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED, COMPOSITE_SYNTHETIC})
 
 
-def xmp_packet(*, description: str, creator_tool: str, author: str = "") -> bytes:
+def declaration_for(source_type: str) -> str:
+    """The declaration key whose source type this is ("" when none is)."""
+    return next((key for key, (_, url) in DECLARATIONS.items() if url == source_type), "")
+
+
+def xmp_packet(
+    *,
+    description: str,
+    creator_tool: str,
+    author: str = "",
+    source_type: str = TRAINED_ALGORITHMIC_MEDIA,
+) -> bytes:
     creator = (
         f"<dc:creator><rdf:Seq><rdf:li>{escape(author)}</rdf:li></rdf:Seq></dc:creator>"
         if author
@@ -27,7 +54,7 @@ def xmp_packet(*, description: str, creator_tool: str, author: str = "") -> byte
     xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
     xmlns:dc="http://purl.org/dc/elements/1.1/"
     xmlns:xmp="http://ns.adobe.com/xap/1.0/"
-    Iptc4xmpExt:DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"
+    Iptc4xmpExt:DigitalSourceType="{escape(source_type)}"
     xmp:CreatorTool="{escape(creator_tool, {'"': "&quot;"})}">
    <dc:description><rdf:Alt>
     <rdf:li xml:lang="x-default">{escape(description)}</rdf:li>

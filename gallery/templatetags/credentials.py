@@ -180,6 +180,12 @@ def _own_negative(settings: dict) -> str:
 def generation_facts(post) -> list[tuple[str, str]]:
     """(label, value) for what made a post, in the creator's words; never the prompt as the
     model saw it (its rare subject token and the style's words)."""
+    if post.declared:  # made elsewhere: what its creator said, not how Candor made it
+        facts = [("What it is", post.declared.get("words", ""))]
+        if post.declared.get("tool"):
+            facts.append(("Made with", post.declared["tool"]))
+        facts.append(("Size", f"{post.width} × {post.height} px"))
+        return facts
     settings = post.generation_settings or {}
     facts = [("Prompt", post.prompt)]
     for key, label in _SETTINGS_SHOWN:
