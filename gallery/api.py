@@ -15,7 +15,7 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from config.api import ApiError, Page, errors, need, not_found, page
-from config.files import stored_file_response
+from config.files import PRIVATE_NO_STORE, stored_file_response
 from config.refusal import Refusal
 from gallery import labelling, postkit, services, verify_views
 from gallery.models import Post
@@ -355,7 +355,7 @@ def kit_out(post: Post) -> dict:
     files = postkit.kit_files(post)
     link = postkit.verify_url(post)
     return {
-        "built": bool(files),
+        "built": bool(files) and not postkit.refusal(post),
         "label_style": next((f.label_style for f in files.values() if f.label_style), ""),
         "alt_text": postkit.alt_text(post),
         "verify_url": link,
@@ -446,6 +446,7 @@ def post_kit_zip(request, post_id: UUID):
     _kit_may_go_out(post)
     response = HttpResponse(postkit.kit_zip(post), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="candor-{str(post.pk)[:8]}-kit.zip"'
+    response["Cache-Control"] = PRIVATE_NO_STORE
     return response
 
 

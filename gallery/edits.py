@@ -36,6 +36,10 @@ RESIZE_RANGE = (
     "between {min} and {max})."
 )
 ROTATE_CHOICES = "Rotate by 90, 180 or 270 degrees."
+NO_AI_LABEL_ON_A_PHOTO = (
+    "This image was declared a camera photo, not made with AI, so it gets no AI label."
+)
+RESULT_TOO_LARGE = "That would make the image longer than {max} pixels: nothing was made."
 SAME_SIZE = "The image is already {width}×{height}: nothing to change."
 WHOLE_IMAGE = "That crop is the whole image: nothing to change."
 

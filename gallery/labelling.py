@@ -17,10 +17,16 @@ from gallery import signing
 from gallery.models import Post
 from gallery.provenance import c2pa
 from gallery.provenance.c2pa import Parent
-from gallery.provenance.embedded import ai_claim, embedded_claims, short_source_type
+from gallery.provenance.embedded import (
+    EmbeddedClaim,
+    ai_claim,
+    c2pa_source_types,
+    embedded_claims,
+    short_source_type,
+)
 from gallery.provenance.xmp import AI_MADE, DECLARATIONS, IPTC_SOURCE_TYPES
 from gallery.services import CAPTION_MAX_CHARS, CAPTION_TOO_LONG, _post_store
-from gallery.verify import manifest_details, plain_error
+from gallery.verify import candor_credential, manifest_details, plain_error, recognise
 from imaging.decode import load, to_srgb
 from imaging.limits import ImageLimits, ImageRejected, check_image, open_image
 
@@ -41,6 +47,14 @@ RELABEL_REFUSED = (
 RELABEL_AS_PHOTO_REFUSED = (
     "This file's {where} already says AI made it ({said}), so it can't be labelled as {declared}."
 )
+YOURS_ALREADY = (
+    "This is a copy of one of your posts here, and it keeps that post's credentials and history. "
+    "To change it, open that post and use Edit."
+)
+SOMEONE_ELSES = (
+    "This is a copy of an image @{handle} made or labelled with {site}: it already carries its "
+    "credentials, so it can't be labelled again here."
+)
 DAMAGED = "This image could not be read: the file is damaged or incomplete. Nothing was saved."
 MIME_FOR_KIND = {
     "jpeg": "image/jpeg",
@@ -56,9 +70,17 @@ def _words(source_type: str) -> str:
     return SOURCE_TYPE_WORDS.get(full, f"“{short_source_type(source_type)}”")
 
 
-def _check_declaration(data: bytes, manifest: dict | None, declared_type: str) -> None:
-    """A file that already says AI made it keeps saying so: a different declaration is refused."""
-    claim = ai_claim(embedded_claims(data, manifest))
+def _check_declaration(data: bytes, result: c2pa.ReadResult, declared_type: str) -> None:
+    """A file that already says AI made it keeps saying so: a different declaration is refused.
+    Its whole C2PA history counts, not only the last step (an AI image resized and re-signed by
+    an editor says `c2pa.resized` last, and AI in its ingredient)."""
+    claims = embedded_claims(data, result.manifest)
+    for manifest in result.manifests.values():
+        claims += [
+            EmbeddedClaim(name, "Content Credentials history")
+            for name in c2pa_source_types(manifest)
+        ]
+    claim = ai_claim(claims)
     if claim is None:
         return
     embedded = IPTC_SOURCE_TYPES + claim.source_type
@@ -81,6 +103,27 @@ def _check_declaration(data: bytes, manifest: dict | None, declared_type: str) -
     # The file says AI in a way none of the declarations states exactly: any AI one will do.
 
 
+def _check_not_ours(data: bytes, checked, result: c2pa.ReadResult, owner) -> None:
+    """An image this site already signed keeps its own post, consent and history: labelling a
+    copy again would make a post without the consent it was made under (or that the person
+    shown took down). Found by a Candor credential anywhere in its C2PA history, else by the
+    watermark or the fingerprint, as verify finds it."""
+    credential = None
+    for manifest in result.manifests.values():
+        credential = candor_credential(manifest)
+        if credential is not None:
+            break
+    if credential is None:
+        credential = recognise(data, checked)
+    if credential is None:
+        return
+    post = credential.post
+    if post is not None and post.owner_id == owner.pk:
+        raise Refusal(YOURS_ALREADY)
+    handle = credential.author_handle or "another creator"
+    raise Refusal(SOMEONE_ELSES.format(handle=handle, site=settings.SITE_NAME))
+
+
 def _upload_credentials(result: c2pa.ReadResult) -> dict:
     """How the upload's own credentials validated, recorded as found: never better than that."""
     if not result.found:
@@ -90,8 +133,9 @@ def _upload_credentials(result: c2pa.ReadResult) -> dict:
         record["error"] = plain_error(result.error)
         return record
     details = manifest_details(result.manifest)
+    ingredients = [f.get("code", "") for f in result.ingredient_failures]
     record.update(
-        failures=[code for code in result.failure_codes if code],
+        failures=list(dict.fromkeys(code for code in result.failure_codes + ingredients if code)),
         signer=details.get("signer", ""),
         claim_generator=details.get("claim_generator", ""),
         source_type=details.get("digital_source_type", ""),
@@ -158,7 +202,8 @@ def post_label_upload(
         raise Refusal(exc.message) from None
     kind = checked.kind
     result = _read_credentials(data, MIME_FOR_KIND[kind])
-    _check_declaration(data, result.manifest, source_type)
+    _check_not_ours(data, checked, result, owner)
+    _check_declaration(data, result, source_type)
     try:
         image = _decode(data, limits)
     except ImageRejected as exc:

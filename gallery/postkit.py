@@ -40,8 +40,6 @@ from gallery.services import (
     original_image,
     original_parent,
 )
-from gallery.verify import SIGNED_BY_THIS_INSTANCE, Verdict
-from gallery.verify_views import result_path
 from imaging.phash import phash
 
 KIT_QUALITY = 90
@@ -135,11 +133,12 @@ def disclosure(post: Post) -> str:
 
 
 def verify_url(post: Post) -> str:
-    """The public verify result of the post's signed original."""
+    """The public verify result of the post's signed original, by a link short enough for a
+    caption (X counts every character of a long one against its 280)."""
     original = Credential.objects.filter(post=post, variant="original").order_by("pk").first()
     if original is None:
         return settings.SITE_URL + reverse("verify_page")
-    return settings.SITE_URL + result_path(Verdict(SIGNED_BY_THIS_INSTANCE, credential=original))
+    return settings.SITE_URL + reverse("credential_result", args=[original.uuid])
 
 
 def _trim(text: str, room: int) -> str:

@@ -203,10 +203,19 @@ def _post_store(
     return post
 
 
+ORIGINAL_MISSING = (
+    "This post's signed original is missing from storage, so nothing can be made from it. "
+    "The site's operator can restore it from a backup."
+)
+
+
 def original_parent(post: Post) -> Parent:
     """A post's signed original, as the parent ingredient of a file made from it."""
-    with default_storage.open(post.image.name) as handle:
-        data = handle.read()
+    try:
+        with default_storage.open(post.image.name) as handle:
+            data = handle.read()
+    except (OSError, ValueError):  # gone from storage (ValueError: no file name at all)
+        raise Refusal(ORIGINAL_MISSING) from None
     return Parent(data, "image/png", f"{str(post.pk)[:8]}-original.png")
 
 
@@ -224,8 +233,12 @@ def post_edit(*, post: Post, data) -> Post:
     if post.taken_down:
         raise Refusal(EDIT_TAKEN_DOWN)
     edit = edits.edit_parse(data, size=(post.width, post.height))
+    if edit.op == "label" and not post.ai_made:
+        raise Refusal(edits.NO_AI_LABEL_ON_A_PHOTO)
     parent = original_parent(post)
     edited = edits.edit_apply(original_image(parent), edit, modified=post.modified)
+    if max(edited.image.size) > edits.MAX_SIDE:  # caption bars add up
+        raise Refusal(edits.RESULT_TOO_LARGE.format(max=edits.MAX_SIDE))
     child = Post(
         owner=post.owner, origin=Post.Origin.EDITED, parent=post,
         caption=post.caption, prompt=post.prompt, prompt_in_credentials=post.prompt_in_credentials,

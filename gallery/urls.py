@@ -34,6 +34,7 @@ urlpatterns = [
     path("credentials/trust-anchor.pem", views.trust_anchor, name="trust_anchor"),
     path("verify/", verify_views.verify_page, name="verify_page"),
     path("verify/r/<str:token>/", verify_views.verify_result, name="verify_result"),
+    path("v/<uuid:credential>/", verify_views.credential_result, name="credential_result"),
     path("api/verify", verify_views.verify_api, name="verify_api"),
     # C2PA Soft Binding Resolution API (gallery/soft_binding.py).
     path("matches/byBinding", soft_binding.matches_by_binding, name="sb_matches_by_binding"),

@@ -193,9 +193,12 @@ class Verdict:
         text = EXPLANATIONS[self.verdict]
         if self.declared and self.verdict in (
             SIGNED_BY_THIS_INSTANCE, RECOVERED_BY_WATERMARK, RECOVERED_BY_SIMILARITY,
+            MODIFIED_COPY, RELABELLED,
         ):  # fmt: skip
             text = text.replace("made by AI with Candor", "labelled with Candor")
             text = text.replace("one Candor made and signed", "one Candor labelled and signed")
+            text = text.replace("an image Candor made with AI", "an image labelled with Candor")
+            text = text.format(what=self.why or "unknown", why=self.why or "unsupported")
             return f"{text} {self.declaration}"
         return text.format(what=self.why or "unknown", why=self.why or "unsupported")
 
@@ -336,7 +339,7 @@ def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
     if not (result.found and result.state):
         return _recover(data, checked)
     details = manifest_details(result.manifest)
-    credential = _candor_credential(result.manifest)
+    credential = candor_credential(result.manifest)
     if result.state == "Invalid":
         codes = [code for code in result.failure_codes if code]
         details["failures"] = codes
@@ -369,12 +372,21 @@ def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
     return Verdict(VALID_UNKNOWN_SIGNER, details=details)
 
 
-def _candor_credential(manifest: dict | None) -> Credential | None:
+def candor_credential(manifest: dict | None) -> Credential | None:
     """This instance's credential a manifest names, if it names one this instance has."""
     candor = c2pa.assertion(manifest, "org.candor.provenance") or {}
     if not _is_uuid(candor.get("credential_id")):
         return None
     return Credential.objects.select_related("post").filter(uuid=candor["credential_id"]).first()
+
+
+def recognise(data: bytes, checked: CheckedImage) -> Credential | None:
+    """This instance's credential for an image with no readable Candor manifest, by its
+    watermark or fingerprint (None too when it is too large to search)."""
+    try:
+        return _recover(data, checked).credential
+    except ImageRejected:
+        return None
 
 
 def _relabelled(data: bytes, checked: CheckedImage, *, claims: str) -> Verdict | None:

@@ -13,6 +13,7 @@ from gallery.models import Credential
 from gallery.verify import (
     BUSY_RETRY_AFTER,
     HEADLINES,
+    SIGNED_BY_THIS_INSTANCE,
     Verdict,
     VerifierBusy,
     _from_credential,
@@ -90,6 +91,18 @@ def verify_api(request: HttpRequest) -> JsonResponse:
     if verdict.credential is not None:
         payload["share_url"] = request.build_absolute_uri(result_path(verdict))
     return JsonResponse(payload)
+
+
+@require_safe
+def credential_result(request: HttpRequest, credential: str) -> HttpResponse:
+    """A short, stable link to one of this instance's credentials, for captions a platform
+    counts in characters (the post kit's): it says what the credential says, today — no more
+    than that this instance signed it, which is true of every credential it holds."""
+    found = Credential.objects.select_related("post").filter(uuid=credential).first()
+    if found is None:
+        raise Http404("No such credential.")
+    verdict = _from_credential(SIGNED_BY_THIS_INSTANCE, found)
+    return render(request, "gallery/verify.html", {"verdict": verdict, "shared": True})
 
 
 @require_safe

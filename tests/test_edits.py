@@ -143,15 +143,17 @@ def test_a_visible_label_is_burned_in_and_recorded_in_the_manifest(alice, alice_
     assert recorded["text_height_px"] >= 0.05 * min(labelled.width, labelled.height)
     description = (c2pa.assertion(manifest, "c2pa.actions") or {})["actions"][1]["parameters"]
     assert "visible label" in description["description"]
-    with Image.open(io.BytesIO(original(post))) as a, Image.open(
-        io.BytesIO(original(labelled))
-    ) as b:
+    with (
+        Image.open(io.BytesIO(original(post))) as a,
+        Image.open(io.BytesIO(original(labelled))) as b,
+    ):
         box = recorded["box"]
         left, top, right, bottom = box["left"], box["top"], box["right"], box["bottom"]
         assert (right - left, bottom - top) == (labelled.width, bottom - top)  # a full-width bar
-        assert a.convert("RGB").crop((left, top, right, bottom)).tobytes() != b.convert(
-            "RGB"
-        ).crop((left, top, right, bottom)).tobytes()
+        assert (
+            a.convert("RGB").crop((left, top, right, bottom)).tobytes()
+            != b.convert("RGB").crop((left, top, right, bottom)).tobytes()
+        )
     page = alice_client.get(reverse("post_detail", args=[labelled.pk])).content.decode()
     assert "A visible label is burned in" in page
 
@@ -269,3 +271,27 @@ def test_when_the_person_shown_takes_an_image_down_its_edits_go_down_too(alice, 
         assert each.withdrawn_at is not None and not each.is_public
     verdict = verify.verify_bytes(original(labelled))
     assert verdict.withdrawn
+
+
+def test_caption_bars_cant_grow_an_image_past_the_largest_size(
+    alice, alice_client, post, monkeypatch
+):
+    monkeypatch.setattr(edits, "MAX_SIDE", 560)
+
+    response = edit(alice_client, post, op="caption", text="One more line under it")
+
+    page = alice_client.get(response["Location"]).content.decode()
+    assert "longer than 560 pixels" in page
+    assert Post.objects.count() == 1
+
+
+def test_a_post_whose_original_is_gone_says_so_instead_of_failing(alice, alice_client, post):
+    post.image.storage.delete(post.image.name)
+
+    for url, data in (
+        (reverse("post_edit", args=[post.pk]), {"op": "rotate", "degrees": "90"}),
+        (reverse("post_kit_build", args=[post.pk]), {}),
+    ):
+        page = alice_client.post(url, data, follow=True).content.decode().replace("&#x27;", "'")
+        assert services.ORIGINAL_MISSING in page
+    assert Post.objects.count() == 1

@@ -1,5 +1,6 @@
 """Label an image made elsewhere: declarations, kept credentials, refusals, the page."""
 
+import html
 import io
 import json
 import subprocess
@@ -11,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from gallery import labelling, signing, verify
+from gallery import edits, labelling, signing, verify
 from gallery.models import Credential, Post
 from gallery.provenance import c2pa, keys
 from gallery.provenance.xmp import (
@@ -389,3 +390,88 @@ def test_an_image_made_elsewhere_is_labelled_through_the_api(alice, vendor):
     }  # fmt: skip
     assert made["upload_credentials"]["state"] == "Trusted"
     assert made["credential"]["actions"][0] == "c2pa.opened"
+
+
+def test_a_copy_of_ones_own_post_is_sent_to_edit_it_instead(alice, alice_client, private_media):
+    from tests.test_gallery import make_post
+
+    post = make_post(alice, consent_scope={"publish": "private"})
+    files_before = stored_files(private_media)
+
+    signed = label(alice_client, signed_original(post), name="mine.png")
+    stripped = label(alice_client, images.encode(Image.open(post.display.open("rb")), quality=85))
+
+    for response in (signed, stripped):
+        assert response.status_code == 400
+        assert labelling.YOURS_ALREADY in html.unescape(response.content.decode())
+    assert Post.objects.count() == 1
+    assert stored_files(private_media) == files_before
+
+
+def test_a_stripped_copy_of_someone_elses_candor_image_cant_be_labelled_again(alice, bob_client):
+    from tests.test_gallery import make_post
+
+    post = make_post(alice)
+    copy = images.encode(Image.open(post.display.open("rb")), quality=80)
+
+    response = label(bob_client, copy, declaration="photo")
+
+    assert response.status_code == 400
+    text = html.unescape(response.content.decode())
+    assert "a copy of an image @alice made or labelled with" in text
+    assert Post.objects.count() == 1
+
+
+def test_ai_anywhere_in_the_files_history_counts(alice, alice_client, vendor, tmp_path):
+    # An AI image resized and re-signed by an editor: its last step only says "resized".
+    editor = keys.identity_load_or_create(tmp_path / "editor", instance_name="Photo Editor")
+    ai_image = vendor_signed(vendor)
+    with Image.open(io.BytesIO(ai_image)) as opened:
+        smaller = images.encode(opened.convert("RGB").resize((400, 400)))
+    manifest = {
+        "claim_generator_info": [{"name": "Photo Editor", "version": "2"}],
+        "title": "export.jpg",
+        "format": "image/jpeg",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}},
+                        {"action": "c2pa.resized"},
+                    ]
+                },
+            }
+        ],
+    }
+    parent = c2pa.Parent(ai_image, "image/jpeg", "gpt.jpg")
+    exported = c2pa.Signer(editor).sign(smaller, "image/jpeg", manifest, parent=parent)
+    assert c2pa.read(exported).manifest["ingredients"]
+
+    response = label(alice_client, exported, declaration="photo")
+
+    assert response.status_code == 400
+    assert "already says AI made it" in html.unescape(response.content.decode())
+    assert not Post.objects.exists()
+
+
+def test_a_declared_photo_gets_no_ai_label_edit(alice, alice_client):
+    label(alice_client, plain_jpeg(), declaration="photo")
+    photo = Post.objects.get()
+
+    page = alice_client.get(reverse("post_detail", args=[photo.pk])).content.decode()
+    refused = alice_client.post(
+        reverse("post_edit", args=[photo.pk]), {"op": "label", "style": "text"}, follow=True
+    )
+
+    assert "Add a visible label" not in page
+    assert edits.NO_AI_LABEL_ON_A_PHOTO in html.unescape(refused.content.decode())
+    assert Post.objects.count() == 1
+
+
+def test_verify_never_says_a_labelled_photo_was_made_with_ai():
+    declared = {"by": "@alice", "words": "A camera photo, not made or edited with AI", "tool": ""}
+    for verdict in (verify.RELABELLED, verify.MODIFIED_COPY, verify.RECOVERED_BY_WATERMARK):
+        text = verify.Verdict(verdict, details={"declared": declared}, why="edited").explanation
+        assert "made with AI" not in text and "made by AI" not in text
+        assert "@alice declared it" in text

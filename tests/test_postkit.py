@@ -9,6 +9,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.files.storage import FileSystemStorage
 from django.template.loader import render_to_string
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageChops, ImageOps
@@ -165,8 +166,11 @@ def test_captions_disclose_ai_and_link_to_the_verify_result_within_each_limit(
     post = services.post_update_caption(post=post, caption="word " * 400)
     context = postkit.kit_context(post)["kit"]
     link = context["verify_url"]
-    assert link.startswith("http") and "/verify/r/" in link
-    assert alice_client.get(link.split("8000", 1)[-1]).status_code == 200
+    assert link.startswith("http") and "/v/" in link and len(link) < 80
+    result = alice_client.get(link.split("8000", 1)[-1])
+    assert result.status_code == 200
+    assert "AI-generated, signed by this Candor instance" in result.content.decode()
+    assert Client().get("/v/00000000-0000-4000-8000-000000000000/").status_code == 404
     captions = {d["key"]: d["caption"] for d in context["destinations"]}
     for destination in postkit.DESTINATIONS:
         caption = captions[destination.key]

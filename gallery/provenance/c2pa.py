@@ -90,6 +90,10 @@ class ReadResult:
     informational: list[dict] = field(default_factory=list)
     error: str = ""  # why the credentials could not be read (unsupported, remote, ...)
     found: bool = False  # a manifest store is present
+    # Every manifest in the store, the active one's ingredients' included, by label.
+    manifests: dict = field(default_factory=dict)
+    # Failures in the ingredients' own manifests, as the active manifest's validation sees them.
+    ingredient_failures: list[dict] = field(default_factory=list)
 
     @property
     def failure_codes(self) -> list[str]:
@@ -117,12 +121,19 @@ def read(data: bytes, mime: str | None = None, *, trust_anchors_pem: bytes = b""
     with reader:
         results = reader.get_validation_results() or {}
         active = results.get("activeManifest") or {}
+        deltas = [
+            failure
+            for delta in results.get("ingredientDeltas") or []
+            for failure in ((delta.get("validationDeltas") or {}).get("failure") or [])
+        ]
         return ReadResult(
             state=reader.get_validation_state() or "",
             manifest=reader.get_active_manifest(),
             failures=list(active.get("failure") or []),
             informational=list(active.get("informational") or []),
             found=True,
+            manifests=(json.loads(reader.json() or "{}").get("manifests") or {}),
+            ingredient_failures=deltas,
         )
 
 
