@@ -149,6 +149,6 @@ def edit_apply(image: Image.Image, edit: Edit, *, modified: bool = False) -> Edi
         return Edited(barred, (_action("c2pa.edited", words),), words)
     if edit.op == "label":
         labelled, label = labels.burn_label(image, p["style"], modified=modified)
-        words = f"Added a visible label: “{label.text}” ({labels.LABEL_STYLES[p['style']]})"
+        words = f"Added a visible label: “{label.text}”"
         return Edited(labelled, (_action("c2pa.edited", words),), words, label.record())
     raise ValueError(f"Unknown edit {edit.op!r}")

@@ -21,10 +21,11 @@ from gallery.provenance.embedded import (
     EmbeddedClaim,
     ai_claim,
     c2pa_source_types,
+    c2pa_store_bytes,
     embedded_claims,
     short_source_type,
 )
-from gallery.provenance.xmp import AI_MADE, DECLARATIONS, IPTC_SOURCE_TYPES
+from gallery.provenance.xmp import AI_MADE, DECLARATIONS, IPTC_SOURCE_TYPES, in_a_sentence
 from gallery.services import CAPTION_MAX_CHARS, CAPTION_TOO_LONG, _post_store
 from gallery.verify import candor_credential, manifest_details, plain_error, recognise
 from imaging.decode import load, to_srgb
@@ -33,20 +34,27 @@ from imaging.limits import ImageLimits, ImageRejected, check_image, open_image
 logger = logging.getLogger(__name__)
 
 TOOL_MAX_CHARS = 80
+# An upload's Content Credentials are kept whole in every file made from it (each size, each
+# kit file): real ones take kilobytes, so a store past this is recorded, not carried along.
+KEEP_STORE_MAX_BYTES = 1_000_000
 NO_FILE = "Choose the image to label."
 CHOOSE_DECLARATION = (
     "Say what this image is: "
-    + "; ".join(words.lower() for words, _ in DECLARATIONS.values())
+    + "; ".join(in_a_sentence(words) for words, _ in DECLARATIONS.values())
     + "."
 )
 TOOL_TOO_LONG = f"The tool's name is too long: at most {TOOL_MAX_CHARS} characters."
 RELABEL_REFUSED = (
-    "This file's {where} already says it is {said}, so it can't be labelled as {declared}. "
-    "Choose “{fits}” to label it."
+    "This file is already labelled “{said}” in its {where}, so it can't be labelled as "
+    "{declared}. Choose “{fits}” to label it."
 )
 RELABEL_AS_PHOTO_REFUSED = (
-    "This file's {where} already says AI made it ({said}), so it can't be labelled as {declared}."
+    "This file is already labelled as made by AI (“{said}”) in its {where}, so it can't be "
+    "labelled as {declared}."
 )
+# Where a file says what it is, in words (gallery/provenance/embedded.py names the places).
+WHERE = {"XMP": "IPTC metadata", "C2PA": "Content Credentials"}
+NOT_KEPT = "they take {mb} MB, more than this site carries into every copy"
 YOURS_ALREADY = (
     "This is a copy of one of your posts here, and it keeps that post's credentials and history. "
     "To change it, open that post and use Edit."
@@ -62,12 +70,12 @@ MIME_FOR_KIND = {
     "webp": "image/webp",
     "heif": "image/heic",
 }
-SOURCE_TYPE_WORDS = {url: words.lower() for words, url in DECLARATIONS.values()}
+SOURCE_TYPE_WORDS = {url: in_a_sentence(words) for words, url in DECLARATIONS.values()}
 
 
 def _words(source_type: str) -> str:
     full = source_type if "/" in source_type else IPTC_SOURCE_TYPES + source_type
-    return SOURCE_TYPE_WORDS.get(full, f"“{short_source_type(source_type)}”")
+    return SOURCE_TYPE_WORDS.get(full, short_source_type(source_type))
 
 
 def _check_declaration(data: bytes, result: c2pa.ReadResult, declared_type: str) -> None:
@@ -90,14 +98,19 @@ def _check_declaration(data: bytes, result: c2pa.ReadResult, declared_type: str)
     if declared_type not in AI_MADE:
         raise Refusal(
             RELABEL_AS_PHOTO_REFUSED.format(
-                where=claim.where, said=_words(claim.source_type), declared=declared
+                where=WHERE.get(claim.where, claim.where),
+                said=_words(claim.source_type),
+                declared=declared,
             )
         )
     fits = next((words for words, url in DECLARATIONS.values() if url == embedded), "")
     if fits:  # a different AI type than the file states: say which one fits
         raise Refusal(
             RELABEL_REFUSED.format(
-                where=claim.where, said=_words(claim.source_type), declared=declared, fits=fits
+                where=WHERE.get(claim.where, claim.where),
+                said=_words(claim.source_type),
+                declared=declared,
+                fits=fits,
             )
         )
     # The file says AI in a way none of the declarations states exactly: any AI one will do.
@@ -209,9 +222,14 @@ def post_label_upload(
     except ImageRejected as exc:
         raise Refusal(exc.message) from None
     actions = _resized((checked.width, checked.height), image)
+    credentials = _upload_credentials(result)
     # Readable credentials are kept whole as the parent ingredient, with the validation c2pa
     # records for them (a broken chain stays marked broken); unreadable ones are only recorded.
     keeps = result.found and not result.error
+    store = c2pa_store_bytes(data)
+    if keeps and store > KEEP_STORE_MAX_BYTES:
+        keeps = False
+        credentials = {**credentials, "not_kept": NOT_KEPT.format(mb=f"{store / 1e6:.1f}")}
     title = (filename or f"upload.{kind}").rsplit("/", 1)[-1][:120]
     parent = Parent(data, MIME_FOR_KIND[kind], title) if keeps else None
     post = Post(
@@ -219,6 +237,6 @@ def post_label_upload(
         model_name=tool, base_model="", source_type=source_type,
         declared={"by": f"@{owner.handle}", "declaration": declaration, "words": words,
                   "tool": tool},
-        upload_credentials=_upload_credentials(result),
+        upload_credentials=credentials,
     )  # fmt: skip
     return _post_store(post, image, parent=parent, actions=actions)

@@ -19,6 +19,7 @@ from PIL import Image
 from gallery import fingerprints, signing
 from gallery.models import Credential, KitFile, Post
 from gallery.provenance import c2pa, watermark
+from gallery.provenance.xmp import in_a_sentence
 from gallery.renditions import (
     DISPLAY_MAX,
     FIELD_FOR_VARIANT,
@@ -141,6 +142,9 @@ UPLOAD_CREDENTIALS = {
     "they are kept as they were found, and nothing about them is vouched for.",
     "Unreadable": "The file they uploaded carried credentials this site couldn't read ({error}).",
 }
+NOT_KEPT = (
+    "The file they uploaded carried credentials ({state}) that were not kept in the chain: {why}."
+)
 SIMILARITY_BITS = 8
 
 # The pHash works on 32×32 pixels: a smaller image can't be matched to anything.
@@ -210,13 +214,15 @@ class Verdict:
             return ""
         upload = self.details.get("upload_credentials") or {}
         said = UPLOAD_CREDENTIALS.get(upload.get("state", ""), "")
+        if upload.get("not_kept"):
+            said = NOT_KEPT.format(state=upload["state"].lower(), why=upload["not_kept"])
         failures = (
             ", ".join(FAILURE_WORDS.get(code, code) for code in upload.get("failures", []))
             or "unknown reasons"
         )
         return DECLARED.format(
             by=declared.get("by", "its creator"),
-            words=f"“{declared.get('words', '').lower()}”",
+            words=f"“{in_a_sentence(declared.get('words', ''))}”",
             tool=f", made with {declared['tool']}" if declared.get("tool") else "",
             upload=said.format(
                 signer=upload.get("signer") or "unnamed",

@@ -69,7 +69,7 @@ def test_label_an_uploaded_image_edit_it_and_download_its_post_kit(
     page.set_input_files("#id_image", str(upload))
     page.check("input[name=declaration][value=photo]")
     page.click("#label-form button[type=submit]")
-    assert "already says AI made it" in page.locator("#label-error").inner_text()
+    assert "already labelled as made by AI" in page.locator("#label-error").inner_text()
     shoot(page, artifacts, "2-label-refused")
     assert not Post.objects.exists()
 
@@ -114,3 +114,19 @@ def test_label_an_uploaded_image_edit_it_and_download_its_post_kit(
         verdict = verify.verify_bytes(archive.read(name))
         assert verdict.verdict == verify.SIGNED_BY_THIS_INSTANCE, name
         assert verdict.credential.post == edited
+
+    # Published, its public page says what was declared; anyone can verify a kit file.
+    page.click("button:has-text('Publish')")
+    page.click("a[href*='/p/']")
+    page.wait_for_url("**/p/*/")
+    assert "as @gail declared" in page.locator("#credentials").inner_text()
+    shoot(page, artifacts, "5-public-post")
+    square = tmp_path / "square.jpg"
+    square.write_bytes(archive.read(next(n for n in jpegs if "square" in n)))
+    page.goto(live_server.url + "/verify/")
+    page.set_input_files("#id_image", str(square))
+    page.click("form.card button[type=submit]")
+    verdict = page.locator("#verdict").inner_text()
+    assert "Labelled by its creator, signed by this Candor instance" in verdict
+    assert "Made by an AI model from a prompt, by @gail, made with ChatGPT" in verdict
+    shoot(page, artifacts, "6-verify-kit-file")

@@ -155,7 +155,7 @@ def test_a_visible_label_is_burned_in_and_recorded_in_the_manifest(alice, alice_
             != b.convert("RGB").crop((left, top, right, bottom)).tobytes()
         )
     page = alice_client.get(reverse("post_detail", args=[labelled.pk])).content.decode()
-    assert "A visible label is burned in" in page
+    assert "Edited in Candor: Added a visible label: “AI-generated”" in page
 
 
 @pytest.mark.parametrize(

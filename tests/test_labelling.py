@@ -15,6 +15,7 @@ from PIL import Image
 from gallery import edits, labelling, signing, verify
 from gallery.models import Credential, Post
 from gallery.provenance import c2pa, keys
+from gallery.provenance.embedded import c2pa_store_bytes
 from gallery.provenance.xmp import (
     COMPOSITE_WITH_TRAINED,
     DIGITAL_CAPTURE,
@@ -165,7 +166,7 @@ def test_verify_explains_who_declared_what(alice, alice_client, vendor):
 
     assert verdict.verdict == verify.SIGNED_BY_THIS_INSTANCE
     assert verdict.headline == verify.DECLARED_HEADLINES[verify.SIGNED_BY_THIS_INSTANCE]
-    assert "@alice declared it “made by an ai model from a prompt”, made with ChatGPT" in (
+    assert "@alice declared it “made by an AI model from a prompt”, made with ChatGPT" in (
         verdict.explanation
     )
     assert "did not make the image" in verdict.explanation
@@ -238,8 +239,8 @@ def test_it_refuses_to_relabel_a_vendor_signed_ai_image_as_a_photo(
     response = label(alice_client, vendor_signed(vendor), declaration="photo")
 
     assert response.status_code == 400
-    assert "already says AI made it" in response.content.decode()
-    assert "C2PA" in response.content.decode()
+    assert "already labelled as made by AI" in response.content.decode()
+    assert "in its Content Credentials" in response.content.decode()
     assert not Post.objects.exists()
     assert not Credential.objects.exists()
     assert stored_files(private_media) == []
@@ -258,7 +259,7 @@ def test_it_refuses_to_relabel_an_xmp_labelled_ai_image_and_names_the_declaratio
     as_other_ai = label(alice_client, upload, declaration="ai")
 
     assert as_photo.status_code == as_other_ai.status_code == 400
-    assert "already says AI made it" in as_photo.content.decode()
+    assert "already labelled as made by AI" in as_photo.content.decode()
     assert "Choose “A photo edited with AI”" in as_other_ai.content.decode().replace(
         "&ldquo;", "“"
     ).replace("&rdquo;", "”")
@@ -375,7 +376,7 @@ def test_an_image_made_elsewhere_is_labelled_through_the_api(alice, vendor):
     assert_problem(call("POST", path, token_for(alice, ["read"]), files=upload("ai")), 403,
                    "insufficient_scope")  # fmt: skip
     refused = call("POST", path, token_for(alice), files=upload("photo"))
-    assert "already says AI made it" in assert_problem(refused, 400, "refused")["detail"]
+    assert "already labelled as made by AI" in assert_problem(refused, 400, "refused")["detail"]
     assert not Post.objects.exists()
 
     response = call("POST", path, token_for(alice), files=upload("ai"))
@@ -451,7 +452,7 @@ def test_ai_anywhere_in_the_files_history_counts(alice, alice_client, vendor, tm
     response = label(alice_client, exported, declaration="photo")
 
     assert response.status_code == 400
-    assert "already says AI made it" in html.unescape(response.content.decode())
+    assert "already labelled as made by AI" in html.unescape(response.content.decode())
     assert not Post.objects.exists()
 
 
@@ -475,3 +476,27 @@ def test_verify_never_says_a_labelled_photo_was_made_with_ai():
         text = verify.Verdict(verdict, details={"declared": declared}, why="edited").explanation
         assert "made with AI" not in text and "made by AI" not in text
         assert "@alice declared it" in text
+
+
+def test_an_oversized_credential_store_is_recorded_not_carried_into_every_copy(
+    alice, alice_client, vendor, monkeypatch
+):
+    monkeypatch.setattr(labelling, "KEEP_STORE_MAX_BYTES", 1000)
+    upload = vendor_signed(vendor)
+    assert c2pa_store_bytes(upload) > 1000
+
+    label(alice_client, upload, declaration="ai")
+
+    post = Post.objects.get()
+    assert post.upload_credentials["state"] == "Trusted"
+    assert "more than this site carries" in post.upload_credentials["not_kept"]
+    result = read(signed_original(post))
+    assert not result.manifest.get("ingredients")
+    assert actions(result.manifest)[0]["action"] == "c2pa.created"
+    assert "were not kept in the chain" in verify.verify_bytes(signed_original(post)).explanation
+
+
+def test_the_store_size_is_read_from_each_format():
+    assert c2pa_store_bytes((C2PA / "CA.jpg").read_bytes()) > 1000
+    assert c2pa_store_bytes((C2PA / "no_manifest.jpg").read_bytes()) == 0
+    assert c2pa_store_bytes(b"\xff\xd8\xff\xeb\x00") == 0  # truncated: no crash

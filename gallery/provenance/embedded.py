@@ -275,3 +275,44 @@ def _source_types_in_packet(packet: str) -> Iterator[str]:
             yield html.unescape(resource.group(1) or resource.group(2) or "")
         elif not attrs.rstrip().endswith("/"):
             yield html.unescape(match.group(3))
+
+
+def c2pa_store_bytes(data: bytes) -> int:
+    """How many bytes of the file its C2PA manifest store takes: JPEG APP11 segments, the PNG
+    caBX chunk, the WebP C2PA chunk (0 for other formats or none)."""
+    total = 0
+    if data.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF:
+            marker = data[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                pos += 2
+                continue
+            if marker in (0xD9, 0xDA):
+                break
+            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+            if length < 2:
+                break
+            if marker == 0xEB:
+                total += length
+            pos += 2 + length
+    elif data.startswith(PNG_SIGNATURE):
+        pos = len(PNG_SIGNATURE)
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if kind == b"caBX":
+                total += length
+            if kind == b"IEND":
+                break
+            pos += 12 + length
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+            if kind == b"C2PA":
+                total += length
+            pos += 8 + length + (length & 1)
+    return total

@@ -30,6 +30,11 @@ DECLARATIONS = {
 AI_MADE = frozenset({TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED, COMPOSITE_SYNTHETIC})
 
 
+def in_a_sentence(words: str) -> str:
+    """Declaration words to go mid-sentence: "Made by an AI model" -> "made by an AI model"."""
+    return words[:1].lower() + words[1:]
+
+
 def declaration_for(source_type: str) -> str:
     """The declaration key whose source type this is ("" when none is)."""
     return next((key for key, (_, url) in DECLARATIONS.items() if url == source_type), "")
