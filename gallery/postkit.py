@@ -254,36 +254,33 @@ def kit_build(*, post: Post, label_style: str = "", workers: int | None = None) 
     source = original_image(parent)
     style = label_style if post.ai_made else ""  # no AI label on a declared camera photo
     signer, key = signing.signer(), signing.watermark_key()
+    # Credentials first, on this thread (their ids are the watermarks; Django's connections are
+    # per thread), then the slow marking and signing outside any transaction — on SQLite a
+    # transaction holds the whole database's write lock — then one short one to store it all.
+    # (services.signed_file_create, split in three.)
+    with transaction.atomic():
+        jobs, credentials = [], []
+        for fmt in FORMATS:
+            credential = credential_start(post=post, variant=f"kit:{fmt.key}", fmt=KIT_FORMAT)
+            facts = file_facts(post, credential, title=fmt.filename(post), opened=True)
+            jobs.append(_Job(fmt, facts, credential.pk, style if fmt.label else ""))
+            credentials.append(credential)
     saved: list[str] = []
     try:
+
+        def make(job: _Job) -> tuple[Marked, str]:
+            return _mark(source, job, parent=parent, signer=signer, key=key, modified=post.modified)
+
+        count = workers or _workers()
+        if count > 1:
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                made = list(pool.map(make, jobs))
+        else:
+            made = [make(job) for job in jobs]
         with transaction.atomic():
-            # One build of a post at a time: a second waits here rather than failing on the
-            # one-file-a-key constraint.
+            # One build of a post stores at a time: a second waits here, then replaces it.
             Post.objects.select_for_update().filter(pk=post.pk).first()
-            # Credentials first, on this thread: their ids are the watermarks, and Django's
-            # connections are per thread. (services.signed_file_create, split in three.)
-            jobs, credentials = [], []
-            for fmt in FORMATS:
-                credential = credential_start(post=post, variant=f"kit:{fmt.key}", fmt=KIT_FORMAT)
-                facts = file_facts(post, credential, title=fmt.filename(post), opened=True)
-                labelled = style if fmt.label else ""
-                jobs.append(_Job(fmt, facts, credential.pk, labelled))
-                credentials.append(credential)
-
-            def make(job: _Job) -> tuple[Marked, str]:
-                return _mark(
-                    source, job, parent=parent, signer=signer, key=key, modified=post.modified
-                )
-
-            count = workers or _workers()
-            if count > 1:
-                with ThreadPoolExecutor(max_workers=count) as pool:
-                    made = list(pool.map(make, jobs))
-            else:
-                made = [make(job) for job in jobs]
-
-            old = list(post.kit_files.all())
-            for kit_file in old:
+            for kit_file in list(post.kit_files.all()):
                 kit_file.delete()  # its stored file goes on commit (receiver below)
             kit: list[KitFile] = []
             for job, credential, (marked, pixels_phash) in zip(
@@ -303,6 +300,7 @@ def kit_build(*, post: Post, label_style: str = "", workers: int | None = None) 
     except BaseException:
         for name in saved:
             default_storage.delete(name)
+        Credential.objects.filter(pk__in=[c.pk for c in credentials]).delete()
         raise
     return kit
 

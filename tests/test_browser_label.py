@@ -62,6 +62,7 @@ def test_label_an_uploaded_image_edit_it_and_download_its_post_kit(
     page.wait_for_url("**/dashboard/")
 
     page.goto(live_server.url + "/gallery/")
+    shoot(page, artifacts, "0-gallery")
     page.click("text=Label an image made elsewhere")
     page.wait_for_url("**/gallery/label/")
     shoot(page, artifacts, "1-label-form")

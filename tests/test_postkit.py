@@ -296,6 +296,7 @@ def test_a_failed_build_leaves_no_half_kit(alice, post, private_media, monkeypat
     postkit.kit_build(post=post)
     before = stored_files(private_media)
     kit_ids = list(post.kit_files.values_list("pk", flat=True))
+    credentials = Credential.objects.count()
     calls = []
     real = FileSystemStorage.save
 
@@ -311,6 +312,21 @@ def test_a_failed_build_leaves_no_half_kit(alice, post, private_media, monkeypat
 
     assert stored_files(private_media) == before
     assert list(post.kit_files.values_list("pk", flat=True)) == kit_ids
+    assert Credential.objects.count() == credentials
+
+
+def test_a_build_that_fails_while_signing_leaves_no_credential_rows(alice, post, monkeypatch):
+    credentials = Credential.objects.count()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("signer unavailable")
+
+    monkeypatch.setattr(postkit, "_mark", broken)
+    with pytest.raises(RuntimeError):
+        postkit.kit_build(post=post)
+
+    assert Credential.objects.count() == credentials
+    assert not post.kit_files.exists()
 
 
 def test_the_post_kit_through_the_api(alice, bob):
