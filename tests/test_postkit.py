@@ -354,3 +354,16 @@ def test_the_post_kit_through_the_api(alice, bob):
     archive = call("GET", kit["zip_url"], token_for(alice))
     assert archive["Content-Type"] == "application/zip"
     assert_problem(call("GET", kit["zip_url"], token_for(bob)), 404, "not_found")
+
+
+def test_a_shrunk_kit_file_of_a_tiny_model_image_still_leads_back_to_its_post(alice):
+    # 64 px: too small for the original to carry a watermark, so a shrunk kit file can't be
+    # read through the original's; its fingerprint finds it.
+    tiny = make_post(alice, image=images.astronaut_variant(4).resize((64, 64)))
+    kit = {f.key: f for f in postkit.kit_build(post=tiny)}
+    square = kit["square"].file.open("rb").read()
+
+    verdict = verify.verify_bytes(stripped(square, (640, 640)))
+
+    assert verdict.verdict in (verify.RECOVERED_BY_WATERMARK, verify.RECOVERED_BY_SIMILARITY)
+    assert verdict.credential.post == tiny
