@@ -19,7 +19,7 @@ from PIL import Image
 from config.files import delete_files_on_commit, new_token, private_name
 from config.refusal import Refusal
 from gallery import edits, signals, signing
-from gallery.models import Credential, GalleryShare, Post
+from gallery.models import Credential, GalleryShare, KitFile, Post
 from gallery.provenance.c2pa import Parent
 from gallery.provenance.manifest import ImageFacts, derivation
 from gallery.provenance.pipeline import MIME, Marked, mark
@@ -347,6 +347,8 @@ def consent_withdrawn(*, consent_id: int) -> int:
     )
     posts = Post.objects.filter(consent_id=consent_id, consent_revoked_at=None)
     down = list(posts.only("pk", "owner_id"))
+    # Post-kit files exist only to be posted elsewhere, which can't happen any more.
+    KitFile.objects.filter(post__consent_id=consent_id).delete()
     taken_down = posts.update(
         visibility=Post.Visibility.PRIVATE, share_token="", consent_revoked_at=now
     )
@@ -374,6 +376,7 @@ def post_withdraw(*, post: Post) -> Post:
     with transaction.atomic():
         for each in [post, *_descendants(post)]:
             Credential.objects.filter(post=each, withdrawn_at=None).update(withdrawn_at=now)
+            KitFile.objects.filter(post=each).delete()  # files go on commit (postkit receiver)
             each.visibility = Post.Visibility.PRIVATE
             each.share_token = ""
             was_withdrawn = each.withdrawn_at is not None

@@ -367,3 +367,18 @@ def test_a_shrunk_kit_file_of_a_tiny_model_image_still_leads_back_to_its_post(al
 
     assert verdict.verdict in (verify.RECOVERED_BY_WATERMARK, verify.RECOVERED_BY_SIMILARITY)
     assert verdict.credential.post == tiny
+
+
+def test_a_take_down_deletes_the_kit(alice, private_media):
+    withdrawn, revoked = make_post(alice), make_post(alice, consent_id=7)
+    for post in (withdrawn, revoked):
+        postkit.kit_build(post=post)
+    assert len([p for p in stored_files(private_media) if "/kit/" in str(p)]) == 12
+
+    with committing():
+        services.post_withdraw(post=withdrawn)
+        services.consent_withdrawn(consent_id=7)
+
+    assert not KitFile.objects.exists()
+    assert [p for p in stored_files(private_media) if "/kit/" in str(p)] == []
+    assert Credential.objects.filter(variant__startswith="kit:").count() == 12  # kept for verify
