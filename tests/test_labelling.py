@@ -500,3 +500,12 @@ def test_the_store_size_is_read_from_each_format():
     assert c2pa_store_bytes((C2PA / "CA.jpg").read_bytes()) > 1000
     assert c2pa_store_bytes((C2PA / "no_manifest.jpg").read_bytes()) == 0
     assert c2pa_store_bytes(b"\xff\xd8\xff\xeb\x00") == 0  # truncated: no crash
+
+
+def test_the_gallery_card_of_an_uncaptioned_labelled_image_says_what_it_is(alice, alice_client):
+    label(alice_client, plain_jpeg(), declaration="ai_edited_photo")
+
+    page = alice_client.get(reverse("gallery")).content.decode()
+
+    assert "A photo edited with AI" in page
+    assert '<span class="ai-badge">AI-modified</span>' in page
