@@ -26,7 +26,7 @@ from gallery.provenance.embedded import (
     short_source_type,
 )
 from gallery.provenance.xmp import AI_MADE, DECLARATIONS, IPTC_SOURCE_TYPES, in_a_sentence
-from gallery.services import CAPTION_MAX_CHARS, CAPTION_TOO_LONG, _post_store
+from gallery.services import CAPTION_MAX_CHARS, CAPTION_TOO_LONG, post_store
 from gallery.verify import candor_credential, manifest_details, plain_error, recognise
 from imaging.decode import load, to_srgb
 from imaging.limits import ImageLimits, ImageRejected, check_image, open_image
@@ -239,4 +239,4 @@ def post_label_upload(
                   "tool": tool},
         upload_credentials=credentials,
     )  # fmt: skip
-    return _post_store(post, image, parent=parent, actions=actions)
+    return post_store(post, image, parent=parent, actions=actions)

@@ -77,7 +77,7 @@ def post_create(
         consent_private=(consent_scope or {}).get("publish") == "private",
         prompt_in_credentials=prompt_in_credentials,
     )  # fmt: skip
-    return _post_store(post, image.convert("RGB"))
+    return post_store(post, image.convert("RGB"))
 
 
 def file_facts(post: Post, credential: Credential, **values) -> ImageFacts:
@@ -158,7 +158,7 @@ def signed_file_create(
     return marked.data, credential
 
 
-def _post_store(
+def post_store(
     post: Post,
     image: Image.Image,
     *,
@@ -249,7 +249,7 @@ def post_edit(*, post: Post, data) -> Post:
         declared=post.declared, upload_credentials=post.upload_credentials,
         edit={**edit.record(), "words": edited.words}, visible_label=edited.label or {},
     )  # fmt: skip
-    return _post_store(child, edited.image, parent=parent, actions=edited.actions)
+    return post_store(child, edited.image, parent=parent, actions=edited.actions)
 
 
 def post_history(post: Post) -> list[Post]:
