@@ -108,6 +108,7 @@ class KitDestinationOut(Schema):
     signed_original: bool
     caption: str
     caption_max: int
+    caption_length: int  # as the platform counts it (X: every link as 23 characters)
 
 
 class KitOut(Schema):
@@ -376,10 +377,12 @@ def kit_out(post: Post) -> dict:
                 "credentials": d.credentials,
                 "files": list(d.formats),
                 "signed_original": d.original,
-                "caption": postkit.caption_for(post, d, link),
+                "caption": caption,
                 "caption_max": d.caption_max,
+                "caption_length": postkit.counted_length(caption, link, d),
             }
             for d in postkit.DESTINATIONS
+            for caption in [postkit.caption_for(post, d, link)]
         ],
         "zip_url": reverse("api:post_kit_zip", args=[post.pk]),
     }

@@ -99,6 +99,9 @@ class Destination:
     credentials: str  # what the platform does with Content Credentials, in plain words
     formats: tuple[str, ...]  # FORMATS keys
     caption_max: int  # characters the platform takes in a post's text
+    # What the platform counts a link as, whatever its length (X wraps every link in a 23-character
+    # t.co address); 0: its own length.
+    link_counts_as: int = 0
     original: bool = False  # the signed original too: the platform keeps its credentials
 
 
@@ -106,7 +109,7 @@ DESTINATIONS = (
     Destination("instagram", "Instagram", READS_THEN_STRIPS, ("square", "portrait"), 2200),
     Destination("facebook", "Facebook", STRIPS, ("square", "portrait", "landscape"), 63206),
     Destination("threads", "Threads", STRIPS, ("square", "portrait"), 500),
-    Destination("x", "X", STRIPS, ("landscape", "square"), 280),
+    Destination("x", "X", STRIPS, ("landscape", "square"), 280, link_counts_as=23),
     Destination("bluesky", "Bluesky", STRIPS, ("square", "landscape"), 300),
     Destination("reddit", "Reddit", STRIPS, ("square", "landscape"), 300),
     Destination("linkedin", "LinkedIn", KEEPS, ("linkedin",), 3000, original=True),
@@ -150,13 +153,21 @@ def _trim(text: str, room: int) -> str:
     return text[: room - 1].rstrip() + "…"
 
 
+def counted_length(text: str, link: str, destination: Destination) -> int:
+    """`text`'s length as the destination counts it (a link may count as fewer characters)."""
+    if not destination.link_counts_as or link not in text:
+        return len(text)
+    return len(text) - text.count(link) * (len(link) - destination.link_counts_as)
+
+
 def caption_for(post: Post, destination: Destination, verify_link: str) -> str:
     """The creator's caption, then the disclosure, the verify link and hashtags, within the
     destination's limit: only the creator's part is shortened, never the disclosure or link."""
     tail = f"{disclosure(post)} Verify: {verify_link}"
     if post.ai_made:
         tail += f" {HASHTAG}"
-    room = destination.caption_max - len(tail) - 2  # the blank line between
+    counted = counted_length(tail, verify_link, destination)
+    room = destination.caption_max - counted - 2  # the blank line between
     own = _trim(post.caption, room)
     return f"{own}\n\n{tail}" if own else tail
 
@@ -355,6 +366,7 @@ def kit_context(post: Post) -> dict:
                     "download_url": _file_url(post, key, download=True) if stored else "",
                 }
             )
+        caption = caption_for(post, destination, link)
         destinations.append(
             {
                 "key": destination.key,
@@ -366,8 +378,9 @@ def kit_context(post: Post) -> dict:
                     if destination.original
                     else ""
                 ),
-                "caption": caption_for(post, destination, link),
+                "caption": caption,
                 "caption_max": destination.caption_max,
+                "caption_length": counted_length(caption, link, destination),
             }
         )
     return {
