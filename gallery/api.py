@@ -9,15 +9,15 @@ from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from config.api import ApiError, Page, errors, need, not_found, page
-from config.files import PRIVATE_NO_STORE, stored_file_response
+from config.files import stored_file_response
 from config.refusal import Refusal
-from gallery import labelling, postkit, services, verify_views
+from gallery import kit_views, labelling, postkit, services, verify_views
 from gallery.models import Post
 from imaging.sniff import too_large
 
@@ -447,10 +447,7 @@ def post_kit_zip(request, post_id: UUID):
     need(request, "read")
     post = owned_post(request, post_id)
     _kit_may_go_out(post)
-    response = HttpResponse(postkit.kit_zip(post), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="candor-{str(post.pk)[:8]}-kit.zip"'
-    response["Cache-Control"] = PRIVATE_NO_STORE
-    return response
+    return kit_views.zip_response(post)
 
 
 @verify_router.post(

@@ -58,15 +58,20 @@ def kit_file(request: HttpRequest, pk, key: str, ext: str) -> HttpResponse:
     )
 
 
-@login_required
-@require_safe
-def kit_zip(request: HttpRequest, pk) -> HttpResponse:
-    post = _get_post_for_user(request, pk)
-    if not _may_go_out(request, post):
-        return redirect(_kit_anchor(post))
+def zip_response(post) -> HttpResponse:
+    """The whole kit as a private download (the page's and the API's)."""
     response = HttpResponse(postkit.kit_zip(post), content_type="application/zip")
     name = f"candor-{str(post.pk)[:8]}-kit.zip"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = PRIVATE_NO_STORE
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@login_required
+@require_safe
+def kit_zip(request: HttpRequest, pk) -> HttpResponse:
+    post = _get_post_for_user(request, pk)
+    if not _may_go_out(request, post):
+        return redirect(_kit_anchor(post))
+    return zip_response(post)

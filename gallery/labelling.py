@@ -13,7 +13,6 @@ from PIL import Image, ImageOps
 
 from config.refusal import Refusal
 from config.uploads import photo_limits
-from gallery import signing
 from gallery.models import Post
 from gallery.provenance import c2pa
 from gallery.provenance.c2pa import Parent
@@ -27,7 +26,13 @@ from gallery.provenance.embedded import (
 )
 from gallery.provenance.xmp import AI_MADE, DECLARATIONS, IPTC_SOURCE_TYPES, in_a_sentence
 from gallery.services import CAPTION_MAX_CHARS, CAPTION_TOO_LONG, post_store
-from gallery.verify import candor_credential, manifest_details, plain_error, recognise
+from gallery.verify import (
+    candor_credential,
+    manifest_details,
+    plain_error,
+    read_credentials,
+    recognise,
+)
 from imaging.decode import load, to_srgb
 from imaging.limits import ImageLimits, ImageRejected, check_image, open_image
 
@@ -157,14 +162,6 @@ def _upload_credentials(result: c2pa.ReadResult) -> dict:
     return record
 
 
-def _read_credentials(data: bytes, mime: str) -> c2pa.ReadResult:
-    try:
-        return c2pa.read(data, mime, trust_anchors_pem=signing.trust_anchors_pem())
-    except Exception:  # the native reader on hostile bytes: record it, don't answer 500
-        logger.exception("c2pa could not read an uploaded image")
-        return c2pa.ReadResult(state="", error="Other: the reader failed", found=True)
-
-
 def _decode(data: bytes, limits: ImageLimits) -> Image.Image:
     """Upright sRGB pixels, at most PHOTO_STORE_MAX_SIDE long; EXIF and GPS are not kept."""
     checked = check_image(data, limits)
@@ -214,7 +211,7 @@ def post_label_upload(
     except ImageRejected as exc:
         raise Refusal(exc.message) from None
     kind = checked.kind
-    result = _read_credentials(data, MIME_FOR_KIND[kind])
+    result = read_credentials(data, MIME_FOR_KIND[kind])
     _check_not_ours(data, checked, result, owner)
     _check_declaration(data, result, source_type)
     try:

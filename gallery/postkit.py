@@ -31,7 +31,7 @@ from gallery.models import Credential, KitFile, Post
 from gallery.provenance.c2pa import Parent, Signer
 from gallery.provenance.manifest import ImageFacts
 from gallery.provenance.pipeline import Marked, mark
-from gallery.renditions import KIT_SIZES, badge_for
+from gallery.renditions import KIT_SIZES
 from gallery.services import (
     check_may_go_out,
     credential_finish,
@@ -127,7 +127,7 @@ NO_ORIGINAL = "This post has no signed original to make a kit from."
 def disclosure(post: Post) -> str:
     """What a caption says about how the image was made: the post's own badge words for AI
     images; a camera photo its creator declared gets no AI claim."""
-    badge = badge_for(post.source_type)
+    badge = post.badge
     if not badge:
         return "Labelled with Candor."
     if post.declared:
@@ -173,7 +173,7 @@ def caption_for(post: Post, destination: Destination, verify_link: str) -> str:
 
 
 def alt_text(post: Post) -> str:
-    badge = badge_for(post.source_type)
+    badge = post.badge
     kind = f"{badge} image" if badge else "Image"
     # With no caption, who shared it: a declaration's own words would repeat (or, for a camera
     # photo, contradict) the kind of image this already names.
@@ -399,13 +399,13 @@ def kit_context(post: Post) -> dict:
     }
 
 
-def kit_readme(post: Post, files: dict[str, KitFile]) -> str:
+def kit_readme(post: Post, files: dict[str, KitFile], verify_link: str) -> str:
     lines = [
         f"Post kit for {post} ({settings.SITE_NAME})",
         "",
         "Every image here carries signed Content Credentials, IPTC XMP and an invisible "
         "watermark; the signed original is each one's parent ingredient.",
-        f"Verify: {verify_url(post)}",
+        f"Verify: {verify_link}",
         "",
     ]
     for destination in DESTINATIONS:
@@ -444,7 +444,7 @@ def kit_zip(post: Post) -> bytes:
             with default_storage.open(stored.file.name) as handle:
                 archive.writestr(f"{folder}/{fmt.filename(post)}", handle.read())
         text = zipfile.ZIP_DEFLATED
-        archive.writestr(f"{folder}/README.txt", kit_readme(post, files), compress_type=text)
+        archive.writestr(f"{folder}/README.txt", kit_readme(post, files, link), compress_type=text)
         for destination in DESTINATIONS:
             body = (
                 f"{destination.name} caption (at most {destination.caption_max} characters):\n\n"

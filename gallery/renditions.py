@@ -25,8 +25,6 @@ KIT_SIZES = {
     "wide": (1280, 720),
 }
 KIT_MAX_SIDE = max(max(size) for size in KIT_SIZES.values())
-# A kit file a platform shrank keeps its shape to within rounding: within this much of a kit
-# size's aspect ratio, verify tries that size too.
 BADGE_TEXT = "AI-generated"
 MODIFIED_BADGE_TEXT = "AI-modified"
 # The badge pages and previews show for each source type; none for what AI didn't make.

@@ -337,7 +337,7 @@ def slot():
 
 
 def _verdict(data: bytes, checked: CheckedImage) -> Verdict:
-    result = _read_credentials(data)
+    result = read_credentials(data)
     if result.error and not _says_no_manifest(result.error):
         return _relabelled(data, checked, claims="credentials this site can't read") or Verdict(
             UNREADABLE, why=plain_error(result.error)
@@ -448,9 +448,11 @@ def _same_pixels(image: Image.Image, credential: Credential) -> bool:
     return original.size == image.size and original.tobytes() == image.convert("RGB").tobytes()
 
 
-def _read_credentials(data: bytes) -> c2pa.ReadResult:
+def read_credentials(data: bytes, mime: str | None = None) -> c2pa.ReadResult:
+    """An uploaded file's credentials against this instance's trust anchors; a reader failure
+    becomes an unreadable result, never an exception."""
     try:
-        return c2pa.read(data, trust_anchors_pem=signing.trust_anchors_pem())
+        return c2pa.read(data, mime, trust_anchors_pem=signing.trust_anchors_pem())
     except Exception:  # the native reader on hostile bytes: say so, don't answer 500
         logger.exception("c2pa could not read an uploaded image")
         return c2pa.ReadResult(state="", error="Other: the reader failed", found=True)

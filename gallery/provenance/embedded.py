@@ -158,8 +158,8 @@ def _xmp_segments(data: bytes) -> Iterator[bytes]:
         yield from _webp_xmp(data)
 
 
-def _jpeg_xmp(data: bytes) -> Iterator[bytes]:
-    extended: list[tuple[int, bytes]] = []
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, body) of each JPEG segment before the image data; stops at a damaged one."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
@@ -172,33 +172,53 @@ def _jpeg_xmp(data: bytes) -> Iterator[bytes]:
             pos += 2
             continue
         if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
-            break
+            return
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if length < 2:
             return
-        body = data[pos + 4 : pos + 2 + length]
-        if marker == 0xE1:
-            if body.startswith(XMP_JPEG_HEADER):
-                yield body[len(XMP_JPEG_HEADER) :]
-            elif body.startswith(XMP_JPEG_EXTENSION):
-                # GUID (32), full length (4), offset (4), then a piece of the extended packet.
-                head = len(XMP_JPEG_EXTENSION)
-                (offset,) = struct.unpack(">I", body[head + 36 : head + 40])
-                extended.append((offset, body[head + 40 :]))
+        yield marker, data[pos + 4 : pos + 2 + length]
         pos += 2 + length
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(type, body) of each PNG chunk up to IEND."""
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IEND":
+            return
+        yield kind, data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
+def _webp_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(fourcc, body) of each RIFF chunk of a WebP file."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+        yield kind, data[pos + 8 : pos + 8 + length]
+        pos += 8 + length + (length & 1)
+
+
+def _jpeg_xmp(data: bytes) -> Iterator[bytes]:
+    extended: list[tuple[int, bytes]] = []
+    for marker, body in _jpeg_segments(data):
+        if marker != 0xE1:
+            continue
+        if body.startswith(XMP_JPEG_HEADER):
+            yield body[len(XMP_JPEG_HEADER) :]
+        elif body.startswith(XMP_JPEG_EXTENSION):
+            # GUID (32), full length (4), offset (4), then a piece of the extended packet.
+            head = len(XMP_JPEG_EXTENSION)
+            (offset,) = struct.unpack(">I", body[head + 36 : head + 40])
+            extended.append((offset, body[head + 40 :]))
     if extended:
         extended.sort(key=lambda piece: piece[0])
         yield b"".join(piece for _, piece in extended)[:MAX_XMP_BYTES]
 
 
 def _png_xmp(data: bytes) -> Iterator[bytes]:
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IEND":
-            break
+    for kind, body in _png_chunks(data):
         if kind not in (b"iTXt", b"zTXt", b"tEXt"):
             continue
         keyword, _, rest = body.partition(b"\x00")
@@ -224,12 +244,9 @@ def _inflate(data: bytes) -> bytes:
 
 
 def _webp_xmp(data: bytes) -> Iterator[bytes]:
-    pos = 12
-    while pos + 8 <= len(data):
-        kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+    for kind, body in _webp_chunks(data):
         if kind == b"XMP ":
-            yield data[pos + 8 : pos + 8 + length]
-        pos += 8 + length + (length & 1)
+            yield body
 
 
 # XMP text
@@ -280,39 +297,10 @@ def _source_types_in_packet(packet: str) -> Iterator[str]:
 def c2pa_store_bytes(data: bytes) -> int:
     """How many bytes of the file its C2PA manifest store takes: JPEG APP11 segments, the PNG
     caBX chunk, the WebP C2PA chunk (0 for other formats or none)."""
-    total = 0
     if data.startswith(b"\xff\xd8"):
-        pos = 2
-        while pos + 4 <= len(data) and data[pos] == 0xFF:
-            marker = data[pos + 1]
-            if marker == 0xFF:
-                pos += 1
-                continue
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            if marker in (0xD9, 0xDA):
-                break
-            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-            if length < 2:
-                break
-            if marker == 0xEB:
-                total += length
-            pos += 2 + length
-    elif data.startswith(PNG_SIGNATURE):
-        pos = len(PNG_SIGNATURE)
-        while pos + 8 <= len(data):
-            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-            if kind == b"caBX":
-                total += length
-            if kind == b"IEND":
-                break
-            pos += 12 + length
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        pos = 12
-        while pos + 8 <= len(data):
-            kind, length = struct.unpack("<4sI", data[pos : pos + 8])
-            if kind == b"C2PA":
-                total += length
-            pos += 8 + length + (length & 1)
-    return total
+        return sum(len(body) + 2 for marker, body in _jpeg_segments(data) if marker == 0xEB)
+    if data.startswith(PNG_SIGNATURE):
+        return sum(len(body) for kind, body in _png_chunks(data) if kind == b"caBX")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return sum(len(body) for kind, body in _webp_chunks(data) if kind == b"C2PA")
+    return 0
